@@ -1,0 +1,65 @@
+package server
+
+// Handler serves the connections a shard owns. Every method runs on the
+// shard's single event loop, one call at a time, so state kept per shard
+// (a map of rooms, a cache) needs no locks. A method must not block: use
+// Shard.Run from another goroutine to come back to the loop.
+//
+// A Handler sees the same Conn whichever worker accepted the connection:
+// forwarded and local connections differ only in Conn.Forwarded.
+type Handler interface {
+	// OnOpen is called once the connection's key has been read and this
+	// shard is its owner. Bytes the client sent after the preamble are
+	// already buffered and OnData follows if there are any.
+	OnOpen(c *Conn)
+
+	// OnData is called when bytes are buffered for c. The handler consumes
+	// them with c.Next or c.Discard; bytes it leaves stay buffered for the
+	// next call, up to Config.ConnBufferLimit, past which the connection is
+	// closed with an error.
+	OnData(c *Conn)
+
+	// OnEOF is called when the client has shut down its write side (TCP
+	// half-close). The connection can still be written to. The handler
+	// closes it when it has sent its last reply.
+	OnEOF(c *Conn)
+
+	// OnClose is called once when the connection is gone, with the reason
+	// (nil for a close the handler asked for).
+	OnClose(c *Conn, err error)
+}
+
+// HandlerFactory makes the Handler of one shard. It is called once per
+// worker process, on the shard's event loop, before any connection.
+type HandlerFactory func(s *Shard) (Handler, error)
+
+// BaseHandler is a Handler that does nothing but close a connection on
+// EOF. Embed it to implement only the methods you need.
+type BaseHandler struct{}
+
+// OnOpen does nothing.
+func (BaseHandler) OnOpen(*Conn) {}
+
+// OnData discards what is buffered.
+func (BaseHandler) OnData(c *Conn) { _, _ = c.Discard(c.Buffered()) }
+
+// OnEOF closes the connection once its pending writes are flushed.
+func (BaseHandler) OnEOF(c *Conn) { _ = c.Close() }
+
+// OnClose does nothing.
+func (BaseHandler) OnClose(*Conn, error) {}
+
+// TLSInfo summarises the TLS session of a connection whose TLS was
+// terminated by Subordinate. It travels in the stream header, so a handler
+// sees it on forwarded connections too.
+type TLSInfo struct {
+	// Version is the negotiated TLS version (tls.VersionTLS12, ...).
+	Version uint16
+	// ServerName is the SNI the client sent, or "".
+	ServerName string
+	// ALPN is the negotiated application protocol, or "".
+	ALPN string
+	// PeerSubject is the subject of the verified client certificate in
+	// RFC 2253 form (pkix.Name.String), or "" when there was none.
+	PeerSubject string
+}
