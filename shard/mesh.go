@@ -51,7 +51,7 @@ type Mesh struct {
 }
 
 type peerState struct {
-	sess *session     // live session, or nil
+	sess *session      // live session, or nil
 	up   chan struct{} // closed when a session is installed
 	gen  uint64        // number of links installed
 
