@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -64,6 +65,14 @@ type session struct {
 	gen  uint64
 	link *link
 	smux *smux.Session
+
+	closing atomic.Bool // the Mesh closed it
+}
+
+// close closes the session, its streams and its link.
+func (s *session) close() {
+	s.closing.Store(true)
+	_ = s.smux.Close()
 }
 
 // NewMesh returns the mesh of worker self among count workers. cfg is
@@ -171,7 +180,7 @@ func (m *Mesh) SetLink(peer int, conn net.Conn) error {
 
 	go m.acceptLoop(s)
 	if old != nil {
-		_ = old.smux.Close()
+		old.close()
 		m.log.Info("mesh: link replaced", "peer", peer, "gen", s.gen)
 	} else {
 		m.log.Info("mesh: link up", "peer", peer, "gen", s.gen)
@@ -202,7 +211,14 @@ func (m *Mesh) acceptLoop(s *session) {
 		}
 		go (*h)(s.peer, newStream(st, s.link, m.self, s.peer, m.cfg.WriteTimeout))
 	}
-	_ = s.smux.Close()
+	if we := s.link.writeErr.Load(); we != nil {
+		err = fmt.Errorf("link write: %w", *we)
+	} else if !s.closing.Load() && (errors.Is(err, io.ErrClosedPipe) || errors.Is(err, net.ErrClosed)) {
+		// The Mesh did not close it, the peer did not hang up: smux's
+		// keepalive closed the session.
+		err = fmt.Errorf("no frame from peer within %v (keepalive): %w", m.cfg.KeepAliveTimeout, err)
+	}
+	s.close()
 	m.down(s, err)
 }
 
@@ -250,7 +266,7 @@ func (m *Mesh) Open(ctx context.Context, peer int) (*Stream, error) {
 			}
 			// The session is dying (its link failed) or out of stream
 			// IDs: take it down and wait for the next link.
-			_ = s.smux.Close()
+			s.close()
 			m.down(s, err)
 			continue
 		}
@@ -328,7 +344,7 @@ func (m *Mesh) Close() error {
 	}
 	m.mu.Unlock()
 	for _, s := range live {
-		_ = s.smux.Close()
+		s.close()
 	}
 	m.wg.Wait()
 	return nil

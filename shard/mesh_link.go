@@ -14,8 +14,9 @@ import (
 type link struct {
 	conn net.Conn
 	r    *bufio.Reader // nil: read conn directly
-	dead atomic.Bool
-	once sync.Once
+	dead     atomic.Bool
+	writeErr atomic.Pointer[error] // the first write error, if any
+	once     sync.Once
 }
 
 func newLink(conn net.Conn, bufSize int) *link {
@@ -46,6 +47,7 @@ func (l *link) Read(p []byte) (int, error) {
 func (l *link) Write(p []byte) (int, error) {
 	n, err := l.conn.Write(p)
 	if err != nil {
+		l.writeErr.CompareAndSwap(nil, &err)
 		l.dead.Store(true)
 		_ = l.Close()
 	}

@@ -464,3 +464,25 @@ func TestMeshHeaderTimeout(t *testing.T) {
 		t.Fatalf("read of a silent stream: %v, want a timeout", err)
 	}
 }
+
+func TestMeshKeepaliveNoticesWedgedPeer(t *testing.T) {
+	checkLeaks(t)
+	cfg := DefaultMeshConfig()
+	cfg.KeepAliveInterval, cfg.KeepAliveTimeout = 10*time.Millisecond, 50*time.Millisecond
+	m, err := NewMesh(0, 2, cfg, echoHandler, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	down := make(chan error, 1)
+	m.OnDown(func(_ int, err error) { down <- err })
+	x, y := socketPair(t)
+	defer y.Close() // a peer that is alive but sends nothing
+	if err := m.SetLink(1, x); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, "keepalive to take the peer down", down)
+	if m.Up(1) {
+		t.Fatal("peer still up after keepalive timeout")
+	}
+}
