@@ -12,8 +12,8 @@ import (
 // link dead, so that a stream reader can tell the link's EOF (the peer is
 // gone) from a stream's EOF (the peer closed its write side).
 type link struct {
-	conn net.Conn
-	r    *bufio.Reader // nil: read conn directly
+	conn     net.Conn
+	r        *bufio.Reader // nil: read conn directly
 	dead     atomic.Bool
 	writeErr atomic.Pointer[error] // the first write error, if any
 	once     sync.Once
