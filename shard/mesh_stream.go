@@ -73,10 +73,6 @@ func (s *Stream) Write(p []byte) (int, error) {
 		}
 		return n, err
 	}
-	var user time.Time
-	if t := s.userWrite.Load(); t != nil {
-		user = *t
-	}
 	sent := 0
 	for len(p) > 0 {
 		chunk := p
@@ -84,8 +80,8 @@ func (s *Stream) Write(p []byte) (int, error) {
 			chunk = chunk[:writeChunk]
 		}
 		d := time.Now().Add(s.writeTimeout)
-		if !user.IsZero() && user.Before(d) {
-			d = user
+		if u := s.userWrite.Load(); u != nil && !u.IsZero() && u.Before(d) {
+			d = *u
 		}
 		_ = s.st.SetWriteDeadline(d)
 		n, err := s.st.Write(chunk)
@@ -139,7 +135,8 @@ func (s *Stream) SetReadDeadline(t time.Time) error { return s.st.SetReadDeadlin
 // earlier one applies); the zero time clears it.
 func (s *Stream) SetWriteDeadline(t time.Time) error {
 	s.userWrite.Store(&t)
-	if s.writeTimeout <= 0 {
+	if s.writeTimeout <= 0 || (!t.IsZero() && t.Before(time.Now().Add(s.writeTimeout))) {
+		// Also cut short a Write in progress, as net.Conn does.
 		return s.st.SetWriteDeadline(t)
 	}
 	return nil

@@ -486,3 +486,27 @@ func TestMeshKeepaliveNoticesWedgedPeer(t *testing.T) {
 		t.Fatal("peer still up after keepalive timeout")
 	}
 }
+
+func TestStreamSetWriteDeadlineInterruptsWrite(t *testing.T) {
+	checkLeaks(t)
+	release := make(chan struct{})
+	ms, _ := newMeshes(t, 2, DefaultMeshConfig(), func(_ int, s *Stream) {
+		defer s.Close()
+		<-release // never reads
+	})
+	defer close(release)
+	s, err := ms[0].Open(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	werr := make(chan error, 1)
+	go func() {
+		_, err := s.Write(make([]byte, 4<<20)) // more than the window
+		werr <- err
+	}()
+	_ = s.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+	if err := recv(t, "blocked write to end", werr); !isTimeout(err) {
+		t.Fatalf("write past the deadline: %v, want a timeout", err)
+	}
+}
