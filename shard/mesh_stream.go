@@ -6,7 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/xtaci/smux"
@@ -27,7 +27,8 @@ type Stream struct {
 	link         *link
 	peer         int
 	writeTimeout time.Duration
-	userWrite    atomic.Pointer[time.Time] // deadline set with SetWriteDeadline
+	deadlineMu   sync.Mutex // orders SetWriteDeadline against a Write's chunk deadlines
+	userWrite    time.Time  // deadline set with SetWriteDeadline
 	local        Addr
 	remote       Addr
 }
@@ -79,11 +80,13 @@ func (s *Stream) Write(p []byte) (int, error) {
 		if len(chunk) > writeChunk {
 			chunk = chunk[:writeChunk]
 		}
+		s.deadlineMu.Lock()
 		d := time.Now().Add(s.writeTimeout)
-		if u := s.userWrite.Load(); u != nil && !u.IsZero() && u.Before(d) {
-			d = *u
+		if u := s.userWrite; !u.IsZero() && u.Before(d) {
+			d = u
 		}
 		_ = s.st.SetWriteDeadline(d)
+		s.deadlineMu.Unlock()
 		n, err := s.st.Write(chunk)
 		sent += n
 		if err != nil {
@@ -134,7 +137,9 @@ func (s *Stream) SetReadDeadline(t time.Time) error { return s.st.SetReadDeadlin
 // SetWriteDeadline sets a write deadline on top of WriteTimeout (the
 // earlier one applies); the zero time clears it.
 func (s *Stream) SetWriteDeadline(t time.Time) error {
-	s.userWrite.Store(&t)
+	s.deadlineMu.Lock()
+	defer s.deadlineMu.Unlock()
+	s.userWrite = t
 	if s.writeTimeout <= 0 || (!t.IsZero() && t.Before(time.Now().Add(s.writeTimeout))) {
 		// Also cut short a Write in progress, as net.Conn does.
 		return s.st.SetWriteDeadline(t)
