@@ -3,7 +3,7 @@ package shard
 import (
 	"encoding/binary"
 	"fmt"
-		"testing"
+	"testing"
 )
 
 // TestJumpReference checks Jump against buckets computed by the reference
