@@ -9,9 +9,10 @@ import (
 //
 // The key must be 1 to MaxKeyLimit bytes (ErrEmptyKey, ErrKeyTooLong); the
 // server's own max-key may be lower. In the Line encoding it must also
-// not start with '!' (ErrReservedKey), contain '\n' or end with '\r'
-// (ErrLineKey): such keys can be sent in the Binary encoding. On error dst
-// is returned unchanged.
+// not start with '!' (ErrReservedKey) or contain '\n' (ErrLineKey): such
+// keys can be sent in the Binary encoding. A key that ends with '\r' is
+// line-encoded as key "\r\n", since the decoder drops one '\r' before the
+// '\n'. On error dst is returned unchanged.
 func AppendKey(dst []byte, enc Encoding, key []byte) ([]byte, error) {
 	if len(key) == 0 {
 		return dst, ErrEmptyKey
@@ -27,19 +28,21 @@ func AppendKey(dst []byte, enc Encoding, key []byte) ([]byte, error) {
 		if key[0] == DirectPrefix {
 			return dst, ErrReservedKey
 		}
-		if key[len(key)-1] == '\r' || bytes.IndexByte(key, '\n') >= 0 {
+		if bytes.IndexByte(key, '\n') >= 0 {
 			return dst, ErrLineKey
 		}
 		dst = append(dst, key...)
+		if key[len(key)-1] == '\r' {
+			dst = append(dst, '\r')
+		}
 		return append(dst, '\n'), nil
 	}
 	return dst, fmt.Errorf("%w: %d", ErrBadEncoding, uint8(enc))
 }
 
 // LineKeyOK reports whether key can be sent in the Line encoding: it is
-// not empty, does not start with '!', contains no '\n' and does not end
-// with '\r'. (The listener's max-key is a separate limit.)
+// not empty, does not start with '!' and contains no '\n'. (The listener's
+// max-key is a separate limit.)
 func LineKeyOK(key []byte) bool {
-	return len(key) > 0 && key[0] != DirectPrefix && key[len(key)-1] != '\r' &&
-		bytes.IndexByte(key, '\n') < 0
+	return len(key) > 0 && key[0] != DirectPrefix && bytes.IndexByte(key, '\n') < 0
 }

@@ -23,7 +23,8 @@ func TestAppendKey(t *testing.T) {
 		{Binary, "", "", ErrEmptyKey},
 		{Line, "!x", "", ErrReservedKey},
 		{Line, "a\nb", "", ErrLineKey},
-		{Line, "ab\r", "", ErrLineKey},
+		{Line, "ab\r", "ab\r\r\n", nil},
+		{Line, "\r", "\r\r\n", nil},
 		{Binary, strings.Repeat("k", MaxKeyLimit+1), "", ErrKeyTooLong},
 		{Encoding(9), "k", "", ErrBadEncoding},
 	} {

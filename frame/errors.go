@@ -27,8 +27,8 @@ var (
 	// direct preamble in the line encoding.
 	ErrReservedKey error = protoError("keys may not start with '!' in the line encoding")
 	// ErrLineKey: AppendKey was asked to line-encode a key that contains a
-	// newline or ends with a carriage return; send it in the binary encoding.
-	ErrLineKey error = protoError("key cannot be sent in the line encoding (contains LF or ends with CR)")
+	// newline; send it in the binary encoding.
+	ErrLineKey error = protoError("key cannot be sent in the line encoding (contains LF)")
 	// ErrBadDirect: a direct preamble is malformed.
 	ErrBadDirect error = protoError("malformed direct preamble")
 )

@@ -312,7 +312,7 @@ func (d *Decoder) feedLineKey(p []byte, i int) (int, bool, error) {
 			return d.fail(i+len(chunk), ErrKeyTooLong)
 		}
 	}
-	d.key = append(d.key, chunk...)
+	d.key = d.grow(d.key, chunk)
 	if j < 0 {
 		return len(p), false, nil
 	}
@@ -323,6 +323,16 @@ func (d *Decoder) feedLineKey(p []byte, i int) (int, bool, error) {
 		return d.fail(i+j+1, ErrEmptyKey)
 	}
 	return d.finish(i + j + 1)
+}
+
+// grow appends chunk to key without ever giving the buffer a capacity above
+// maxKey+1, the most feedLineKey may hold.
+func (d *Decoder) grow(key, chunk []byte) []byte {
+	if need := len(key) + len(chunk); need > cap(key) {
+		c := min(d.maxKey+1, max(need, 2*cap(key), 64))
+		key = append(make([]byte, 0, c), key...)
+	}
+	return append(key, chunk...)
 }
 
 // unhex returns the value of hex digit c, or 0xff if c is not one.

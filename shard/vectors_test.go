@@ -67,7 +67,7 @@ var vectorKeys = []vectorKey{
 	{hx("Hello"), 1, `"Hello"`},
 	{hx("0"), 1, `"0"`},
 	{hx("!bang"), 1, `"!bang" (binary encoding only)`},
-	{hx("a\r"), 1, `"a", CR (binary encoding only)`},
+	{hx("a\r"), 1, `"a", CR`},
 	{hx("line\nbreak"), 1, `"line", LF, "break" (binary encoding only)`},
 	{"78", 128, `"x" × 128`},
 	{"78", 129, `"x" × 129`},
