@@ -144,4 +144,3 @@ func TestDecodeNoAlloc(t *testing.T) {
 		}
 	}
 }
-
