@@ -31,7 +31,7 @@ func ExampleDecoder_error() {
 	d, _ := frame.NewDecoder(frame.Binary, 4)
 	_, _, err := d.Feed([]byte{frame.MagicKey, 0, 5})
 	fmt.Printf("%q", frame.AppendError(nil, frame.Reason(err)))
-	// Output: "-ERR key too long\n"
+	// Output: "-ERR key too long: longer than 4 bytes\n"
 }
 
 func ExampleAppendKey() {

@@ -162,6 +162,10 @@ func (d *Decoder) fail(n int, err error) (int, bool, error) {
 	return n, false, err
 }
 
+func (d *Decoder) tooLong() error {
+	return fmt.Errorf("%w: longer than %d bytes", ErrKeyTooLong, d.maxKey)
+}
+
 func (d *Decoder) finish(n int) (int, bool, error) {
 	d.state = stDone
 	return n, true, nil
@@ -192,7 +196,7 @@ func (d *Decoder) feedBinary(p []byte) (int, bool, error) {
 				return d.fail(i, ErrEmptyKey)
 			}
 			if d.klen > d.maxKey {
-				return d.fail(i, ErrKeyTooLong)
+				return d.fail(i, d.tooLong())
 			}
 			if cap(d.key) < d.klen {
 				d.key = make([]byte, 0, d.klen)
@@ -309,7 +313,7 @@ func (d *Decoder) feedLineKey(p []byte, i int) (int, bool, error) {
 			last = d.key[len(d.key)-1]
 		}
 		if total > d.maxKey+1 || last != '\r' {
-			return d.fail(i+len(chunk), ErrKeyTooLong)
+			return d.fail(i+len(chunk), d.tooLong())
 		}
 	}
 	d.key = d.grow(d.key, chunk)
