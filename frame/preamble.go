@@ -198,13 +198,10 @@ func (d *Decoder) feedBinary(p []byte) (int, bool, error) {
 			if d.klen > d.maxKey {
 				return d.fail(i, d.tooLong())
 			}
-			if cap(d.key) < d.klen {
-				d.key = make([]byte, 0, d.klen)
-			}
 			d.state = stBinKey
 		case stBinKey:
 			m := min(d.klen-len(d.key), len(p)-i)
-			d.key = append(d.key, p[i:i+m]...)
+			d.key = grow(d.key, p[i:i+m], d.klen)
 			i += m
 			if len(d.key) == d.klen {
 				return d.finish(i)
@@ -316,7 +313,7 @@ func (d *Decoder) feedLineKey(p []byte, i int) (int, bool, error) {
 			return d.fail(i+len(chunk), d.tooLong())
 		}
 	}
-	d.key = d.grow(d.key, chunk)
+	d.key = grow(d.key, chunk, d.maxKey+1)
 	if j < 0 {
 		return len(p), false, nil
 	}
@@ -329,11 +326,13 @@ func (d *Decoder) feedLineKey(p []byte, i int) (int, bool, error) {
 	return d.finish(i + j + 1)
 }
 
-// grow appends chunk to key without ever giving the buffer a capacity above
-// maxKey+1, the most feedLineKey may hold.
-func (d *Decoder) grow(key, chunk []byte) []byte {
+// grow appends chunk to key, growing the buffer in proportion to the bytes
+// received but never to a capacity above limit (len(key)+len(chunk) must
+// not exceed it): a client that announces a long key and sends nothing
+// costs no memory.
+func grow(key, chunk []byte, limit int) []byte {
 	if need := len(key) + len(chunk); need > cap(key) {
-		c := min(d.maxKey+1, max(need, 2*cap(key), 64))
+		c := min(limit, max(need, 2*cap(key), 64))
 		key = append(make([]byte, 0, c), key...)
 	}
 	return append(key, chunk...)

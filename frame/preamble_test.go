@@ -237,6 +237,16 @@ func TestDecoderBoundedBuffer(t *testing.T) {
 	if _, _, err := d.Feed([]byte("y")); !errors.Is(err, ErrKeyTooLong) {
 		t.Fatalf("17th byte: %v", err)
 	}
+
+	// A binary preamble that announces a long key costs memory only as
+	// its bytes arrive.
+	d, _ = NewDecoder(Binary, MaxKeyLimit)
+	if _, done, err := d.Feed([]byte{MagicKey, 0xff, 0xff, 'k'}); done || err != nil {
+		t.Fatal(done, err)
+	}
+	if cap(d.key) > 64 {
+		t.Fatalf("announced 64 KiB key, sent 1 byte: buffer of %d bytes", cap(d.key))
+	}
 }
 
 func TestDecoderInit(t *testing.T) {
