@@ -73,7 +73,7 @@ type TLSInfo struct {
 type StreamHeader struct {
 	// Direct is true when the client sent a direct preamble; Shard is
 	// then the index it named (already verified by the sender), and Key is
-	// empty.
+	// empty. Shard is ignored, and not sent, when Direct is false.
 	Direct bool
 	Shard  uint32
 	// Key is the connection's key, 1 to MaxKeyLimit bytes, when not
