@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/subordinate/subordinate/shard"
+)
+
+func runOwnerArgs(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	old := ownerStdin
+	ownerStdin = strings.NewReader(stdin)
+	defer func() { ownerStdin = old }()
+	var out, errb bytes.Buffer
+	code := run(append([]string{"owner"}, args...), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// TestOwner checks the command against rows of the test-vector table in
+// docs/PROTOCOL.md ("a" is 1 of 8, 14 of 64; "user:42" is 25 of 64).
+func TestOwner(t *testing.T) {
+	for _, c := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"", []string{"--workers", "8", "a", "user:42"}, "a\t1\nuser:42\t1\n"},
+		{"", []string{"--workers=64", "a", "user:42", "room/lobby"}, "a\t14\nuser:42\t25\nroom/lobby\t21\n"},
+		{"", []string{"-workers", "1", "anything"}, "anything\t0\n"},
+		{"", []string{"--workers", "64", "--hex", "00", "fffefdfc"}, "00\t9\nfffefdfc\t56\n"},
+		{"a\r\nuser:42\n", []string{"--workers", "64"}, "a\t14\nuser:42\t25\n"},
+		{"", []string{"--workers", "3", "--", "-dash"}, fmt.Sprintf("-dash\t%d\n", shard.Owner([]byte("-dash"), 3))},
+	} {
+		out, errs, code := runOwnerArgs(t, c.stdin, c.args...)
+		if code != 0 || out != c.want {
+			t.Errorf("owner %q: code %d, out %q (want %q), stderr %q", c.args, code, out, c.want, errs)
+		}
+	}
+}
+
+func TestOwnerErrors(t *testing.T) {
+	for _, c := range []struct {
+		stdin string
+		args  []string
+		code  int
+		msg   string
+	}{
+		{"", []string{"a"}, 2, "--workers must be"},
+		{"", []string{"--workers", "0", "a"}, 2, "--workers must be"},
+		{"", []string{"--workers", "x", "a"}, 2, "invalid value"},
+		{"", []string{"--workers", "2", "--hex", "zz"}, 1, "not hex"},
+		{"", []string{"--workers", "2", ""}, 1, "empty key"},
+		{"a\n\nb\n", []string{"--workers", "2"}, 1, "empty key"},
+		{"", []string{"--nope"}, 2, "flag provided but not defined"},
+	} {
+		_, errs, code := runOwnerArgs(t, c.stdin, c.args...)
+		if code != c.code || !strings.Contains(errs, c.msg) {
+			t.Errorf("owner %q: code %d (want %d), stderr %q (want %q)", c.args, code, c.code, errs, c.msg)
+		}
+	}
+	if _, errs, code := runOwnerArgs(t, "", "-h"); code != 0 || !strings.Contains(errs, "usage: subordinate owner") {
+		t.Errorf("owner -h: %d %q", code, errs)
+	}
+}
+
+// TestOwnerBinary builds the command and runs it as an operator would.
+func TestOwnerBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "subordinate")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "owner", "--workers", "64", "a", "user:42")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil || string(out) != "a\t14\nuser:42\t25\n" {
+		t.Fatalf("subordinate owner: %v, %q", err, out)
+	}
+	cmd = exec.Command(bin, "owner", "--workers", "8")
+	cmd.Stdin = strings.NewReader("a\n")
+	if out, err := cmd.Output(); err != nil || string(out) != "a\t1\n" {
+		t.Fatalf("subordinate owner from stdin: %v, %q", err, out)
+	}
+}

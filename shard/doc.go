@@ -1,0 +1,8 @@
+// Package shard is key to shard, and the mesh between workers.
+//
+// The mapping is the contract every client can compute on its own: the owner
+// of a key over n shards is Jump(Hash(key), n), where Hash is the 64-bit xxh3
+// hash of the key's bytes with seed 0 and Jump is the jump consistent hash of
+// Lamping and Veach (2014). docs/PROTOCOL.md gives the algorithm and a table
+// of test vectors; TestVectors keeps that table and this code in agreement.
+package shard
