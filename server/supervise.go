@@ -45,7 +45,7 @@ type supervisor struct {
 	quit    chan struct{}
 
 	state  supState
-	result error         // what run returns
+	result error            // what run returns
 	kill   <-chan time.Time // when to SIGKILL the workers still alive
 }
 
