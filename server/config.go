@@ -91,13 +91,6 @@ type Config struct {
 	// yet sent) before it is closed with an error. Default: 1 MiB.
 	ConnBufferLimit int `json:"conn_buffer_limit"`
 
-	// ReusePort makes each worker bind its own SO_REUSEPORT socket for
-	// every tcp listener, so that the kernel spreads new connections over
-	// the workers, instead of all workers accepting on the one socket the
-	// master bound. Linux only (elsewhere SO_REUSEPORT does not balance).
-	// See docs/PROCESSES.md. Default: false.
-	ReusePort bool `json:"reuse_port"`
-
 	// MaxRestarts is how many times in a row a shard's worker may fail
 	// (exit before it has been up for MaxRestartBackoff) before the master
 	// gives up, stops every worker and Serve returns an error.

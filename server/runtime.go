@@ -65,13 +65,10 @@ type shardListener struct {
 	// Network and Address are the bound address ("tcp",
 	// "127.0.0.1:7000"; "unix", "/run/sub.sock").
 	Network, Address string
-	// FD is the listening socket the master bound and passed, or -1 in
-	// SO_REUSEPORT mode. The runtime owns it. It must never be given to
-	// the Go runtime's poller (see internal/gnetx): adopt it with gnetx.
+	// FD is the listening socket the master bound and passed. The
+	// runtime owns it. It must never be given to the Go runtime's poller
+	// (see internal/gnetx): adopt it with gnetx.
 	FD int
-	// Bind, in SO_REUSEPORT mode (FD == -1), is the "tcp://HOST:PORT"
-	// the runtime binds itself (gnetx.Listener.Bind).
-	Bind string
 }
 
 // newShardRuntime builds the runtime of this worker. It takes ownership of

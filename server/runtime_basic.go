@@ -49,7 +49,7 @@ func newBasicRuntime(info *shardInfo) (shardRuntime, error) {
 	r := &basicRuntime{info: info, peers: info.Peers, conns: make(map[gnet.Conn]*basicConn)}
 	var lns []gnetx.Listener
 	for _, l := range info.Listeners {
-		gl := gnetx.Listener{FD: l.FD, Bind: l.Bind}
+		gl := gnetx.Listener{FD: l.FD}
 		if l.Network == "unix" {
 			gl.Addr = &net.UnixAddr{Name: l.Address, Net: "unix"}
 		} else if ta, err := net.ResolveTCPAddr("tcp", l.Address); err == nil {

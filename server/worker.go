@@ -179,12 +179,7 @@ func shardInfoOf(m *ctl.Message, local Config, factory HandlerFactory) (*shardIn
 	if in.Workers < 1 || in.Shard < 0 || in.Shard >= in.Workers {
 		return fail(fmt.Errorf("init: shard %d of %d", in.Shard, in.Workers))
 	}
-	nfd := len(in.Peers)
-	for _, l := range in.Listeners {
-		if !l.Bind {
-			nfd++
-		}
-	}
+	nfd := len(in.Listeners) + len(in.Peers)
 	if len(fds) != nfd {
 		return fail(fmt.Errorf("init: %d descriptors, want %d", len(fds), nfd))
 	}
@@ -193,13 +188,8 @@ func shardInfoOf(m *ctl.Message, local Config, factory HandlerFactory) (*shardIn
 		Factory: factory, Peers: make(map[int]*os.File, len(in.Peers)),
 	}
 	for _, l := range in.Listeners {
-		sl := shardListener{URL: l.URL, Network: l.Network, Address: l.Address, FD: -1}
-		if l.Bind {
-			sl.Bind = "tcp://" + l.Address
-		} else {
-			sl.FD, fds = fds[0], fds[1:]
-		}
-		info.Listeners = append(info.Listeners, sl)
+		info.Listeners = append(info.Listeners, shardListener{URL: l.URL, Network: l.Network, Address: l.Address, FD: fds[0]})
+		fds = fds[1:]
 	}
 	for i, p := range in.Peers {
 		info.Peers[p] = os.NewFile(uintptr(fds[i]), "mesh")

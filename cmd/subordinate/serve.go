@@ -51,7 +51,6 @@ func runServe(args []string, _, stderr io.Writer) int {
 	preamble := fs.Duration("preamble-timeout", def.PreambleTimeout, "how long a client has to send its key")
 	ownerWait := fs.Duration("owner-wait", def.OwnerWait, "how long a connection waits for a restarting owner")
 	maxKey := fs.Int("max-key", def.MaxKey, "longest key, in bytes")
-	reusePort := fs.Bool("reuseport", false, "each worker binds its own SO_REUSEPORT socket for tcp listeners (Linux)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -94,7 +93,6 @@ func runServe(args []string, _, stderr io.Writer) int {
 	cfg.PreambleTimeout = *preamble
 	cfg.OwnerWait = *ownerWait
 	cfg.MaxKey = *maxKey
-	cfg.ReusePort = *reusePort
 	cfg.Logger = logger
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "subordinate serve: %v\n", err)

@@ -66,10 +66,6 @@ type Listener struct {
 	Address string `json:"address"`
 	// URL is the listen URL the operator gave ("tcp://127.0.0.1:7000").
 	URL string `json:"url"`
-	// Bind, when true, asks the worker to bind its own SO_REUSEPORT
-	// socket to Address instead of using a passed FD (no FD is sent for
-	// it).
-	Bind bool `json:"bind,omitempty"`
 }
 
 // Peer announces a fresh mesh link to a restarted peer. Its one FD is

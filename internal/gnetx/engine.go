@@ -217,7 +217,13 @@ func (e *Engine) finish(err error) {
 func (e *Engine) boot(eng gnet.Engine) error {
 	e.eng = eng
 	for i, st := range e.lns {
-		fd, err := findListener(st.match, st.key)
+		var fd int
+		var err error
+		if st.l.FD >= 0 {
+			fd, err = findListener(st.match)
+		} else {
+			fd, err = findBound(eng, st.l.Bind)
+		}
 		if err != nil {
 			return fmt.Errorf("gnetx: listener %d: %w", i, err)
 		}

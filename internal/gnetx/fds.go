@@ -6,7 +6,10 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
+
+	"github.com/panjf2000/gnet/v2"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,42 +43,65 @@ func openFDs() []int {
 }
 
 // findListener returns the one listening socket of this process bound to
-// the address match ("127.0.0.1:PORT"), or for an empty match, to key's
-// port (the address of a listener gnet bound itself, possibly a wildcard).
-func findListener(match, key string) (int, error) {
-	var wantPort int
-	if match == "" {
-		_, p, err := net.SplitHostPort(key)
-		if err != nil {
-			return -1, err
-		}
-		wantPort, _ = strconv.Atoi(p)
-	}
+// the address match ("127.0.0.1:PORT").
+func findListener(match string) (int, error) {
 	found := -1
 	for _, fd := range openFDs() {
-		if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v == 0 {
+		if !listening(fd) {
 			continue
 		}
-		a, err := sockname(fd)
-		if err != nil {
-			continue
-		}
-		if match != "" {
-			if a.String() != match {
-				continue
-			}
-		} else if ta, ok := a.(*net.TCPAddr); !ok || ta.Port != wantPort {
+		if a, err := sockname(fd); err != nil || a.String() != match {
 			continue
 		}
 		if found >= 0 {
-			return -1, fmt.Errorf("two listening sockets for %s%s (descriptors %d and %d)", match, key, found, fd)
+			return -1, fmt.Errorf("two listening sockets on %s (descriptors %d and %d)", match, found, fd)
 		}
 		found = fd
 	}
 	if found < 0 {
-		return -1, fmt.Errorf("gnet's listening socket for %s not found", key)
+		return -1, fmt.Errorf("gnet's listening socket on %s not found", match)
 	}
 	return found, nil
+}
+
+// findBound returns the descriptor of the listener gnet bound itself to
+// bind ("tcp://HOST:PORT"): the socket of gnet's DupListener, by inode.
+// Several engines of one process may bind the same address with
+// SO_REUSEPORT, so the address alone does not tell.
+func findBound(eng gnet.Engine, bind string) (int, error) {
+	_, host, _ := strings.Cut(bind, "://")
+	dup, err := eng.DupListener("tcp", host)
+	if err != nil {
+		return -1, fmt.Errorf("gnet has no listener for %s: %w", bind, err)
+	}
+	defer syscall.Close(dup)
+	var want unix.Stat_t
+	if err := unix.Fstat(dup, &want); err != nil {
+		return -1, fmt.Errorf("fstat: %w", err)
+	}
+	if want.Ino == 0 {
+		return -1, fmt.Errorf("cannot tell sockets apart on this system (no inode)")
+	}
+	found := -1
+	for _, fd := range openFDs() {
+		var st unix.Stat_t
+		if fd == dup || !listening(fd) || unix.Fstat(fd, &st) != nil || st.Ino != want.Ino || st.Dev != want.Dev {
+			continue
+		}
+		if found >= 0 {
+			return -1, fmt.Errorf("two descriptors for gnet's listener on %s (%d and %d)", bind, found, fd)
+		}
+		found = fd
+	}
+	if found < 0 {
+		return -1, fmt.Errorf("gnet's listening socket on %s not found", bind)
+	}
+	return found, nil
+}
+
+func listening(fd int) bool {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	return err == nil && v != 0
 }
 
 // sockname returns the local address of a stream socket.
