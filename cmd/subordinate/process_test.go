@@ -231,6 +231,11 @@ func TestKillWorker(t *testing.T) {
 		return l.Is("worker died", "shard", 1, "worker_pid", victim, "cause", "killed by signal SIGKILL")
 	})
 	fresh := workerPid(t, s.Proc, 1, 2)
+	// It got fresh mesh links to both survivors.
+	restarted := s.WaitLog(soon, 2, func(l proctest.Line) bool { return l.Is("worker started", "shard", 1) })
+	if fmt.Sprint(restarted["peers"]) != "[0 2]" {
+		t.Errorf("restarted shard 1 got links to %v, want [0 2]", restarted["peers"])
+	}
 	s.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("worker ready", "shard", 1, "worker_pid", fresh) })
 
 	// The connection the dead worker held is gone, the others work.
@@ -265,6 +270,29 @@ func TestKillWorker(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
+	if st := s.WaitExit(soon); st.ExitCode() != 0 {
+		t.Fatalf("exit after SIGTERM: %v", st)
+	}
+}
+
+// TestWorkerSigterm: SIGTERM to one worker drains it alone; it exits 0
+// and the master starts a fresh worker for the shard.
+func TestWorkerSigterm(t *testing.T) {
+	t.Parallel()
+	s := serve(t, 2)
+	old := workerPid(t, s.Proc, 0, 1)
+	if err := syscall.Kill(old, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitLog(soon, 1, func(l proctest.Line) bool {
+		return l.Is("worker exited on its own", "shard", 0, "worker_pid", old, "cause", "exit status 0")
+	})
+	fresh := workerPid(t, s.Proc, 0, 2)
+	s.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("worker ready", "shard", 0, "worker_pid", fresh) })
+	if s.Exited() {
+		t.Fatal("the master exited")
+	}
+	s.Signal(syscall.SIGTERM)
 	if st := s.WaitExit(soon); st.ExitCode() != 0 {
 		t.Fatalf("exit after SIGTERM: %v", st)
 	}
