@@ -64,7 +64,6 @@ var (
 // documentation.
 type Engine struct {
 	cfg     Config
-	handler gnet.EventHandler
 	lns     []*listenerState
 	byLocal map[string]int // gnet's Conn.LocalAddr().String() -> listener index
 
@@ -113,7 +112,6 @@ func New(cfg Config) *Engine {
 // the outcome. Start may be called once.
 func (e *Engine) Start(h gnet.EventHandler) error {
 	cfg := e.cfg
-	e.handler = h
 	defer e.closeListenerFDs()
 	if len(cfg.Listeners) == 0 {
 		return ErrNoListeners
@@ -348,12 +346,10 @@ func (e *Engine) StopAccepting() error {
 // Shutdown asks the engine to stop: the loop closes every connection
 // (OnClose is called for each) and exits. It does not wait; see Done.
 func (e *Engine) Shutdown() {
-	err := e.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+	// An error means the engine is stopping already.
+	_ = e.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 		return gerrors.ErrEngineShutdown
 	}))
-	if err != nil {
-		return // already stopping
-	}
 }
 
 // Stop shuts the engine down and waits until it has stopped. It must not

@@ -92,7 +92,9 @@ type Proc struct {
 func Start(t testing.TB, bin string, env []string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	// A race-enabled binary sleeps 1s at exit by default for late race
+	// reports; 100ms is plenty here and keeps the tests quick.
+	cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=100"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
