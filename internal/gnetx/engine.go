@@ -277,7 +277,9 @@ func (e *Engine) enrollAnchor() {
 	}
 }
 
-// Gnet returns the gnet engine.
+// Gnet returns the gnet engine. Its CountConnections counts one
+// connection more than the handler sees: the engine's internal anchor,
+// which gives it the loop's gnet.EventLoop.
 func (e *Engine) Gnet() gnet.Engine { return e.eng }
 
 // Loop returns the engine's one event loop: its Execute runs a function
