@@ -223,6 +223,7 @@ func TestKillWorker(t *testing.T) {
 	t.Parallel()
 	s := serve(t, 3)
 	conns := s.onEveryShard(t)
+	fdsBefore := openFDs(s.Pid)
 	victim := workerPid(t, s.Proc, 1, 1)
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -245,6 +246,9 @@ func TestKillWorker(t *testing.T) {
 	}
 	conns[0].echo(t, "still here")
 	conns[2].echo(t, "still here")
+	if after := openFDs(s.Pid); after != fdsBefore {
+		t.Errorf("the master has %d descriptors open after a restart, %d before", after, fdsBefore)
+	}
 
 	// The fresh worker serves as shard 1, as a child of the master.
 	if runtime.GOOS == "linux" && !containsInt(proctest.Children(s.Pid), fresh) {
@@ -296,6 +300,16 @@ func TestWorkerSigterm(t *testing.T) {
 	if st := s.WaitExit(soon); st.ExitCode() != 0 {
 		t.Fatalf("exit after SIGTERM: %v", st)
 	}
+}
+
+// openFDs counts the open descriptors of process pid (Linux; -1
+// elsewhere).
+func openFDs(pid int) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return -1
+	}
+	return len(ents)
 }
 
 func containsInt(xs []int, x int) bool {
