@@ -1,0 +1,507 @@
+package main
+
+// Tests of the process model with the real binary: a master and its
+// worker processes on real sockets.
+//
+// They talk to the un-routed runtime (server/runtime_basic.go): after the
+// key line it replies "shard=<index> pid=<pid>" and echoes. The shard
+// index is parsed with shard=(\d+), which the routed runtime's chat join
+// line keeps; the echo round trips and pid=, which only the un-routed
+// runtime gives, are what to adapt when it is replaced.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/subordinate/subordinate/internal/proctest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "subordinate-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary, err = proctest.Build("github.com/subordinate/subordinate/cmd/subordinate", dir, proctest.RaceEnabled)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Generous deadlines: they only bound a failure.
+const (
+	soon = 20 * time.Second
+)
+
+type master struct {
+	*proctest.Proc
+	addr    string // the first listener's address
+	workers int
+}
+
+// serve starts "subordinate serve" with args (plus JSON logs and, unless
+// args has --listen, a free loopback port) and waits for every worker to
+// be ready.
+func serve(t *testing.T, workers int, args ...string) *master {
+	t.Helper()
+	all := []string{"serve", "--log-format", "json", "--workers", strconv.Itoa(workers)}
+	if !contains(args, "--listen") {
+		all = append(all, "--listen", "tcp://127.0.0.1:0")
+	}
+	all = append(all, args...)
+	p := proctest.Start(t, binary, nil, all...)
+	started := p.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Msg() == "master started" })
+	listen, _ := started["listen"].([]any)
+	if len(listen) == 0 {
+		t.Fatalf("no listen addresses in %v", started)
+	}
+	_, addr, _ := strings.Cut(listen[0].(string), "://")
+	for i := 0; i < workers; i++ {
+		p.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("worker ready", "shard", i) })
+	}
+	return &master{Proc: p, addr: addr, workers: workers}
+}
+
+func contains(args []string, s string) bool {
+	for _, a := range args {
+		if a == s {
+			return true
+		}
+	}
+	return false
+}
+
+// client is a connection that has sent its key and read the reply line.
+type client struct {
+	net.Conn
+	r     *bufio.Reader
+	shard int
+	pid   int // -1 if the reply does not name one
+}
+
+var (
+	shardRE = regexp.MustCompile(`shard=(\d+)`)
+	pidRE   = regexp.MustCompile(`pid=(\d+)`)
+)
+
+func dial(t *testing.T, network, addr, key string) *client {
+	t.Helper()
+	c, err := net.DialTimeout(network, addr, soon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(soon))
+	if _, err := fmt.Fprintf(c, "%s\n", key); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reply to key %q: %v", key, err)
+	}
+	m := shardRE.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("reply %q names no shard", line)
+	}
+	cl := &client{Conn: c, r: r, pid: -1}
+	cl.shard, _ = strconv.Atoi(m[1])
+	if m := pidRE.FindStringSubmatch(line); m != nil {
+		cl.pid, _ = strconv.Atoi(m[1])
+	}
+	return cl
+}
+
+// echo checks a round trip on c.
+func (c *client) echo(t *testing.T, msg string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(soon))
+	if _, err := io.WriteString(c, msg+"\n"); err != nil {
+		t.Fatalf("write on shard %d: %v", c.shard, err)
+	}
+	line, err := c.r.ReadString('\n')
+	if err != nil || line != msg+"\n" {
+		t.Fatalf("echo on shard %d: %q, %v", c.shard, line, err)
+	}
+}
+
+// onEveryShard opens connections until it holds one on each shard.
+func (s *master) onEveryShard(t *testing.T) []*client {
+	t.Helper()
+	byShard := make([]*client, s.workers)
+	for n, found := 0, 0; found < s.workers; n++ {
+		if n > 2000 {
+			t.Fatalf("after %d connections, not every shard accepted one", n)
+		}
+		c := dial(t, "tcp", s.addr, fmt.Sprintf("key-%d", n))
+		if c.shard < 0 || c.shard >= s.workers {
+			t.Fatalf("shard %d out of range", c.shard)
+		}
+		if byShard[c.shard] == nil {
+			byShard[c.shard] = c
+			found++
+		} else {
+			c.Close()
+		}
+	}
+	return byShard
+}
+
+func workerPid(t *testing.T, p *proctest.Proc, shard, nth int) int {
+	t.Helper()
+	return p.WaitLog(soon, nth, func(l proctest.Line) bool { return l.Is("worker started", "shard", shard) }).Int("worker_pid")
+}
+
+func TestWorkersAreChildren(t *testing.T) {
+	t.Parallel()
+	s := serve(t, 3)
+	pids := map[int]bool{}
+	for i := 0; i < 3; i++ {
+		pids[workerPid(t, s.Proc, i, 1)] = true
+	}
+	if runtime.GOOS == "linux" {
+		kids := proctest.Children(s.Pid)
+		if len(kids) != 3 {
+			t.Fatalf("master has %d children %v, want 3 workers", len(kids), kids)
+		}
+		for _, k := range kids {
+			if !pids[k] {
+				t.Errorf("child %d is not a worker the master logged (%v)", k, pids)
+			}
+		}
+	}
+	for _, c := range s.onEveryShard(t) {
+		if !pids[c.pid] {
+			t.Errorf("shard %d answered from pid %d, not a worker (%v)", c.shard, c.pid, pids)
+		}
+		c.echo(t, "hello")
+		c.Close()
+	}
+	s.Signal(syscall.SIGTERM)
+	if st := s.WaitExit(soon); st.ExitCode() != 0 {
+		t.Fatalf("exit after SIGTERM: %v", st)
+	}
+}
+
+func TestUnixListener(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "sub.sock")
+	s := serve(t, 2, "--listen", "unix://"+sock, "--listen", "tcp://127.0.0.1:0")
+	c := dial(t, "unix", sock, "room")
+	c.echo(t, "over unix")
+	s.Signal(syscall.SIGTERM)
+	c.Close()
+	if st := s.WaitExit(soon); st.ExitCode() != 0 {
+		t.Fatalf("exit after SIGTERM: %v", st)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("the socket file is still there after the master stopped: %v", err)
+	}
+}
+
+// TestKillWorker: SIGKILL of one worker gets it restarted with the same
+// index, serving, while the connections on the other workers go on.
+func TestKillWorker(t *testing.T) {
+	t.Parallel()
+	s := serve(t, 3)
+	conns := s.onEveryShard(t)
+	fdsBefore := openFDs(s.Pid)
+	victim := workerPid(t, s.Proc, 1, 1)
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitLog(soon, 1, func(l proctest.Line) bool {
+		return l.Is("worker died", "shard", 1, "worker_pid", victim, "cause", "killed by signal SIGKILL")
+	})
+	fresh := workerPid(t, s.Proc, 1, 2)
+	// It got fresh mesh links to both survivors.
+	restarted := s.WaitLog(soon, 2, func(l proctest.Line) bool { return l.Is("worker started", "shard", 1) })
+	if fmt.Sprint(restarted["peers"]) != "[0 2]" {
+		t.Errorf("restarted shard 1 got links to %v, want [0 2]", restarted["peers"])
+	}
+	s.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("worker ready", "shard", 1, "worker_pid", fresh) })
+
+	// The connection the dead worker held is gone, the others work.
+	conns[1].SetReadDeadline(time.Now().Add(soon))
+	if _, err := conns[1].r.ReadString('\n'); err == nil {
+		t.Errorf("the killed worker's connection still reads")
+	}
+	conns[0].echo(t, "still here")
+	conns[2].echo(t, "still here")
+	if after := openFDs(s.Pid); after != fdsBefore {
+		t.Errorf("the master has %d descriptors open after a restart, %d before", after, fdsBefore)
+	}
+
+	// The fresh worker serves as shard 1, as a child of the master.
+	if runtime.GOOS == "linux" && !containsInt(proctest.Children(s.Pid), fresh) {
+		t.Errorf("restarted worker %d is not a child of the master", fresh)
+	}
+	for n := 0; ; n++ {
+		if n > 2000 {
+			t.Fatalf("the restarted shard accepted none of %d connections", n)
+		}
+		c := dial(t, "tcp", s.addr, fmt.Sprintf("again-%d", n))
+		if c.shard == 1 {
+			if c.pid != fresh {
+				t.Fatalf("shard 1 answered from pid %d, want the restarted %d", c.pid, fresh)
+			}
+			c.echo(t, "back")
+			c.Close()
+			break
+		}
+		c.Close()
+	}
+	conns[0].echo(t, "and still")
+	s.Signal(syscall.SIGTERM)
+	for _, c := range conns {
+		c.Close()
+	}
+	if st := s.WaitExit(soon); st.ExitCode() != 0 {
+		t.Fatalf("exit after SIGTERM: %v", st)
+	}
+}
+
+// TestWorkerSigterm: SIGTERM to one worker drains it alone; it exits 0
+// and the master starts a fresh worker for the shard.
+func TestWorkerSigterm(t *testing.T) {
+	t.Parallel()
+	s := serve(t, 2)
+	old := workerPid(t, s.Proc, 0, 1)
+	if err := syscall.Kill(old, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitLog(soon, 1, func(l proctest.Line) bool {
+		return l.Is("worker exited on its own", "shard", 0, "worker_pid", old, "cause", "exit status 0")
+	})
+	fresh := workerPid(t, s.Proc, 0, 2)
+	s.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("worker ready", "shard", 0, "worker_pid", fresh) })
+	if s.Exited() {
+		t.Fatal("the master exited")
+	}
+	s.Signal(syscall.SIGTERM)
+	if st := s.WaitExit(soon); st.ExitCode() != 0 {
+		t.Fatalf("exit after SIGTERM: %v", st)
+	}
+}
+
+// openFDs counts the open descriptors of process pid (Linux; -1
+// elsewhere).
+func openFDs(pid int) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+func containsInt(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSecretNotInArgvOrEnviron checks /proc/PID/cmdline and environ of the
+// master and every worker.
+func TestSecretNotInArgvOrEnviron(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	t.Parallel()
+	secret := fmt.Sprintf("not-in-argv-%d-%d", os.Getpid(), time.Now().UnixNano())
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := serve(t, 2, "--secret-file", file)
+	pids := append([]int{s.Pid}, proctest.Children(s.Pid)...)
+	if len(pids) != 3 {
+		t.Fatalf("processes %v, want the master and 2 workers", pids)
+	}
+	for _, pid := range pids {
+		for _, f := range []string{"cmdline", "environ"} {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) == 0 {
+				t.Fatalf("/proc/%d/%s is empty: the check would prove nothing", pid, f)
+			}
+			if strings.Contains(string(b), secret) {
+				t.Errorf("the secret is in /proc/%d/%s", pid, f)
+			}
+		}
+	}
+	s.Signal(syscall.SIGTERM)
+	s.WaitExit(soon)
+}
+
+// TestDrain: on SIGTERM the workers stop accepting, an open connection
+// goes on and finishes, then everything exits 0, well before the drain
+// deadline.
+func TestDrain(t *testing.T) {
+	t.Parallel()
+	s := serve(t, 2, "--drain-timeout", "10m")
+	conns := s.onEveryShard(t)
+	s.Signal(syscall.SIGTERM)
+	for i := 0; i < 2; i++ {
+		s.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("draining", "shard", i) })
+	}
+	// New connections are refused once the master and the workers have
+	// let go of the listening socket.
+	for deadline := time.Now().Add(soon); ; {
+		c, err := net.DialTimeout("tcp", s.addr, soon)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting connections while draining")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, c := range conns {
+		c.echo(t, "in flight")
+	}
+	if s.Exited() {
+		t.Fatal("the master exited with connections in flight")
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if st := s.WaitExit(soon); st.ExitCode() != 0 {
+		t.Fatalf("exit after drain: %v\n%s", st, s.Stderr())
+	}
+}
+
+// TestDrainDeadline: a connection that does not finish is closed at the
+// drain deadline, and the exit is still 0.
+func TestDrainDeadline(t *testing.T) {
+	t.Parallel()
+	s := serve(t, 1, "--drain-timeout", "300ms")
+	c := dial(t, "tcp", s.addr, "k")
+	s.Signal(syscall.SIGTERM)
+	c.SetReadDeadline(time.Now().Add(soon))
+	if _, err := c.r.ReadString('\n'); err != io.EOF {
+		t.Fatalf("read at the drain deadline: %v, want EOF", err)
+	}
+	if st := s.WaitExit(soon); st.ExitCode() != 0 {
+		t.Fatalf("exit after the drain deadline: %v", st)
+	}
+}
+
+// TestSecondSignal stops at once, whatever the drain timeout.
+func TestSecondSignal(t *testing.T) {
+	t.Parallel()
+	s := serve(t, 2, "--drain-timeout", "10m")
+	c := dial(t, "tcp", s.addr, "k")
+	s.Signal(syscall.SIGINT)
+	s.WaitLog(soon, 1, func(l proctest.Line) bool { return strings.HasPrefix(l.Msg(), "draining: ") })
+	s.Signal(syscall.SIGINT)
+	if st := s.WaitExit(soon); st.ExitCode() != 0 {
+		t.Fatalf("exit after a second signal: %v", st)
+	}
+	c.SetReadDeadline(time.Now().Add(soon))
+	if _, err := c.r.ReadString('\n'); err == nil {
+		t.Fatal("connection still open after the stop")
+	}
+}
+
+// TestMasterKilled: a master killed with SIGKILL leaves no worker: they
+// die with it (parent-death signal on Linux, control channel EOF
+// everywhere).
+func TestMasterKilled(t *testing.T) {
+	t.Parallel()
+	s := serve(t, 3)
+	pids := s.WorkerPids()
+	s.Signal(syscall.SIGKILL)
+	s.WaitExit(soon)
+	for deadline := time.Now().Add(soon); ; time.Sleep(10 * time.Millisecond) {
+		var alive []int
+		for _, pid := range pids {
+			if proctest.Alive(pid) {
+				alive = append(alive, pid)
+			}
+		}
+		if len(alive) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers %v outlived the master", alive)
+		}
+	}
+}
+
+// TestStartupErrors: bad flags, an unreadable secret file and an address
+// in use give a clear message and a non-zero exit before any worker
+// starts.
+func TestStartupErrors(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	unreadable := filepath.Join(dir, "unreadable")
+	os.WriteFile(unreadable, []byte("s"), 0)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--workers", "0"}, 2, "workers 0"},
+		{[]string{"--frame", "xml"}, 2, `frame "xml"`},
+		{[]string{"--listen", "ftp://127.0.0.1:1"}, 2, `unsupported scheme "ftp"`},
+		{[]string{"--listen", "tcp://127.0.0.1"}, 2, "want tcp://HOST:PORT"},
+		{[]string{"--handler", "nope"}, 2, `unknown handler "nope"`},
+		{[]string{"--max-key", "70000"}, 2, "max key 70000"},
+		{[]string{"--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"--secret-file", filepath.Join(dir, "missing")}, 1, "no such file or directory"},
+		{[]string{"--secret-file", empty}, 1, "is empty"},
+		{[]string{"--listen", "tcp://" + busy.Addr().String()}, 1, "address already in use"},
+		{[]string{"--listen", "tcp://127.0.0.1:0", "--listen", "tcp://" + busy.Addr().String()}, 1, "address already in use"},
+	} {
+		args := append([]string{"serve", "--log-format", "json"}, tc.args...)
+		if !contains(tc.args, "--listen") {
+			args = append(args, "--listen", "tcp://127.0.0.1:0")
+		}
+		p := proctest.Start(t, binary, nil, args...)
+		st := p.WaitExit(soon)
+		out := p.Stderr()
+		if st.ExitCode() != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q in:\n%s", tc.args, st.ExitCode(), tc.code, tc.want, out)
+		}
+		if strings.Contains(out, "worker started") {
+			t.Errorf("%v: a worker started:\n%s", tc.args, out)
+		}
+	}
+	if os.Getuid() != 0 {
+		p := proctest.Start(t, binary, nil, "serve", "--listen", "tcp://127.0.0.1:0", "--secret-file", unreadable)
+		if st := p.WaitExit(soon); st.ExitCode() != 1 || !strings.Contains(p.Stderr(), "permission denied") {
+			t.Errorf("unreadable secret file: %v\n%s", st, p.Stderr())
+		}
+	}
+}

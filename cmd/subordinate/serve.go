@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/subordinate/subordinate/server"
+)
+
+func init() {
+	register("serve", command{summary: "run the master and its workers", run: runServe})
+}
+
+// handlerFactories maps --handler names to handler factories.
+//
+// The process model runs, until the routed shard runtime lands, the
+// un-routed runtime (server/runtime_basic.go), which echoes by itself and
+// calls no handler: no factory here is called yet. The shard runtime
+// brings server/builtin, whose factories take these names.
+var handlerFactories = map[string]server.HandlerFactory{
+	"echo": func(*server.Shard) (server.Handler, error) {
+		return nil, errors.New("echo: the handler comes with the shard runtime (server/builtin)")
+	},
+}
+
+// defaultHandler is --handler's default.
+const defaultHandler = "echo"
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func runServe(args []string, _, stderr io.Writer) int {
+	def := server.DefaultConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var listen listFlag
+	fs.Var(&listen, "listen", "address to accept on, tcp://HOST:PORT or unix:///path (repeatable; default "+server.DefaultListen+")")
+	workers := fs.Int("workers", def.Workers, "number of worker processes (shards)")
+	frame := fs.String("frame", def.Frame, "key framing: line or binary")
+	handler := fs.String("handler", defaultHandler, "handler: "+strings.Join(handlerNames(), ", "))
+	secretFile := fs.String("secret-file", "", "file holding the direct-routing secret (default: a random one)")
+	drain := fs.Duration("drain-timeout", def.DrainTimeout, "how long connections may finish after SIGTERM/SIGINT")
+	preamble := fs.Duration("preamble-timeout", def.PreambleTimeout, "how long a client has to send its key")
+	ownerWait := fs.Duration("owner-wait", def.OwnerWait, "how long a connection waits for a restarting owner")
+	maxKey := fs.Int("max-key", def.MaxKey, "longest key, in bytes")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: subordinate serve [flags]")
+		fmt.Fprintln(stderr)
+		fmt.Fprintln(stderr, "Runs the master, which binds the listeners and supervises one worker process")
+		fmt.Fprintln(stderr, "per shard. SIGTERM or SIGINT drains (a second one stops at once). See docs/PROCESSES.md.")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "subordinate serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "subordinate serve: %v\n", err)
+		return 2
+	}
+	factory, ok := handlerFactories[*handler]
+	if !ok {
+		fmt.Fprintf(stderr, "subordinate serve: unknown handler %q (have: %s)\n", *handler, strings.Join(handlerNames(), ", "))
+		return 2
+	}
+
+	cfg := def
+	if len(listen) > 0 {
+		cfg.Listen = listen
+	}
+	cfg.Workers = *workers
+	cfg.Frame = *frame
+	cfg.SecretFile = *secretFile
+	cfg.DrainTimeout = *drain
+	cfg.PreambleTimeout = *preamble
+	cfg.OwnerWait = *ownerWait
+	cfg.MaxKey = *maxKey
+	cfg.Logger = logger
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "subordinate serve: %v\n", err)
+		return 2
+	}
+	if err := server.Serve(cfg, factory); err != nil {
+		fmt.Fprintf(stderr, "subordinate serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func handlerNames() []string {
+	var names []string
+	for n := range handlerFactories {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}

@@ -1,0 +1,81 @@
+package ctl
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Type names a control message.
+type Type string
+
+// The control messages. See the package documentation for who sends which.
+const (
+	TypeInit  Type = "init"
+	TypeReady Type = "ready"
+	TypePeer  Type = "peer"
+	TypeDrain Type = "drain"
+	TypeStop  Type = "stop"
+)
+
+// Message is one control message. Exactly the field that matches Type is
+// set (none for ready and stop).
+type Message struct {
+	Type  Type   `json:"type"`
+	Init  *Init  `json:"init,omitempty"`
+	Peer  *Peer  `json:"peer,omitempty"`
+	Drain *Drain `json:"drain,omitempty"`
+
+	// FDs are the file descriptors sent with the message. On Receive they
+	// are new descriptors of this process, close-on-exec, owned by the
+	// caller. On Send they are only borrowed: the caller still owns them.
+	FDs []int `json:"-"`
+
+	// NFD is the number of descriptors that belong to the message. Send
+	// sets it from len(FDs).
+	NFD int `json:"nfd,omitempty"`
+}
+
+// Init is everything a worker needs to run its shard. Its FDs are the
+// listening sockets in the order of Listeners, then one mesh link end for
+// each entry of Peers, in that order.
+type Init struct {
+	// Shard is the index of the worker's shard, 0 <= Shard < Workers.
+	Shard int `json:"shard"`
+	// Workers is the number of shards.
+	Workers int `json:"workers"`
+	// Config is the server configuration, encoded by the server package
+	// (this package does not know its shape).
+	Config json.RawMessage `json:"config"`
+	// Secret is the secret that proves a direct-routing client. It never
+	// leaves the control channel.
+	Secret []byte `json:"secret"`
+	// Listeners describe the listening sockets, in the order of the FDs.
+	Listeners []Listener `json:"listeners"`
+	// Peers are the shard indexes whose mesh link ends follow the
+	// listeners among the FDs. A peer that is down at the time is absent;
+	// a peer message brings its link when it is back.
+	Peers []int `json:"peers"`
+}
+
+// Listener describes one listening socket.
+type Listener struct {
+	// Network is "tcp" or "unix".
+	Network string `json:"network"`
+	// Address is the address the socket is bound to, in the form
+	// net.Addr.String gives ("127.0.0.1:7000", "/run/sub.sock").
+	Address string `json:"address"`
+	// URL is the listen URL the operator gave ("tcp://127.0.0.1:7000").
+	URL string `json:"url"`
+}
+
+// Peer announces a fresh mesh link to a restarted peer. Its one FD is
+// this worker's end of the link.
+type Peer struct {
+	Shard int `json:"shard"`
+}
+
+// Drain asks the worker to stop accepting and to let the connections in
+// flight finish until Deadline, then exit.
+type Drain struct {
+	Deadline time.Time `json:"deadline"`
+}

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"runtime"
+	"strconv"
+	"time"
+)
+
+// Defaults of Config, as DefaultConfig sets them.
+const (
+	DefaultListen            = "tcp://127.0.0.1:7000"
+	DefaultFrame             = "line"
+	DefaultMaxKey            = 1024
+	DefaultPreambleTimeout   = 5 * time.Second
+	DefaultOwnerWait         = 3 * time.Second
+	DefaultDrainTimeout      = 10 * time.Second
+	DefaultConnBufferLimit   = 1 << 20
+	DefaultMaxRestarts       = 5
+	DefaultRestartBackoff    = 100 * time.Millisecond
+	DefaultMaxRestartBackoff = 5 * time.Second
+)
+
+// Limits of Config.
+const (
+	// MaxWorkers bounds Config.Workers: the master makes a socketpair per
+	// pair of workers.
+	MaxWorkers = 256
+	// MaxKeyLimit bounds Config.MaxKey (the binary frame's 2-byte length).
+	MaxKeyLimit = 65535
+)
+
+// ErrConfig is wrapped by every error of Config.Validate.
+var ErrConfig = errors.New("invalid config")
+
+// Config configures a Subordinate server. Start from DefaultConfig: a zero
+// field is not replaced by its default, Validate refuses it.
+//
+// The master sends the Config to each worker over the control channel,
+// all fields but Logger (each process builds its own, see Serve) and
+// Secret (sent on its own, never logged).
+type Config struct {
+	// Listen are the addresses to accept on: "tcp://HOST:PORT" or
+	// "unix:///path/to/socket". Default: tcp://127.0.0.1:7000.
+	Listen []string `json:"listen"`
+
+	// Workers is the number of worker processes, one shard each.
+	// Default: runtime.NumCPU().
+	Workers int `json:"workers"`
+
+	// Frame is how a client sends its key at the start of a connection:
+	// "line" (the key, then LF) or "binary" (a 2-byte length, then the
+	// key). See docs/PROTOCOL.md. Default: "line".
+	Frame string `json:"frame"`
+
+	// MaxKey is the longest key accepted, in bytes (at most 65535).
+	// Default: 1024.
+	MaxKey int `json:"max_key"`
+
+	// PreambleTimeout is how long a client has to send its key after it
+	// connects. Default: 5s.
+	PreambleTimeout time.Duration `json:"preamble_timeout"`
+
+	// OwnerWait is how long a new connection waits for the shard that
+	// owns its key while that shard restarts, before it gets an error.
+	// Default: 3s.
+	OwnerWait time.Duration `json:"owner_wait"`
+
+	// DrainTimeout is how long connections in flight may go on after
+	// SIGTERM or SIGINT before the workers close them and exit.
+	// Default: 10s.
+	DrainTimeout time.Duration `json:"drain_timeout"`
+
+	// SecretFile is a file whose content is the secret for direct
+	// routing (docs/PROTOCOL.md); one trailing newline is removed. With
+	// neither SecretFile nor Secret, the master generates a random
+	// 32-byte secret.
+	SecretFile string `json:"secret_file,omitempty"`
+
+	// Secret is the secret itself, for programs that embed Subordinate.
+	// Set at most one of Secret and SecretFile. It reaches the workers
+	// over the control channel only, never argv or the environment.
+	Secret []byte `json:"-"`
+
+	// ConnBufferLimit is the number of bytes a connection may have
+	// buffered (read and not consumed by the handler, or written and not
+	// yet sent) before it is closed with an error. Default: 1 MiB.
+	ConnBufferLimit int `json:"conn_buffer_limit"`
+
+	// MaxRestarts is how many times in a row a shard's worker may fail
+	// (exit before it has been up for MaxRestartBackoff) before the master
+	// gives up, stops every worker and Serve returns an error.
+	// Default: 5.
+	MaxRestarts int `json:"max_restarts"`
+
+	// RestartBackoff is the wait before restarting a worker that failed
+	// once; it doubles with each failure in a row, up to
+	// MaxRestartBackoff. Defaults: 100ms and 5s.
+	RestartBackoff    time.Duration `json:"restart_backoff"`
+	MaxRestartBackoff time.Duration `json:"max_restart_backoff"`
+
+	// Logger receives the logs of the process (master or worker), which
+	// add "pid" and, in a worker, "shard". Default: slog.Default().
+	Logger *slog.Logger `json:"-"`
+}
+
+// DefaultConfig returns a Config with every default set.
+func DefaultConfig() Config {
+	return Config{
+		Listen:            []string{DefaultListen},
+		Workers:           runtime.NumCPU(),
+		Frame:             DefaultFrame,
+		MaxKey:            DefaultMaxKey,
+		PreambleTimeout:   DefaultPreambleTimeout,
+		OwnerWait:         DefaultOwnerWait,
+		DrainTimeout:      DefaultDrainTimeout,
+		ConnBufferLimit:   DefaultConnBufferLimit,
+		MaxRestarts:       DefaultMaxRestarts,
+		RestartBackoff:    DefaultRestartBackoff,
+		MaxRestartBackoff: DefaultMaxRestartBackoff,
+	}
+}
+
+// Validate reports the first invalid field, wrapping ErrConfig.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if len(c.Listen) == 0 {
+		return bad("no listen address")
+	}
+	seen := map[string]bool{}
+	for _, l := range c.Listen {
+		a, err := ParseListenURL(l)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		if seen[a.String()] {
+			return bad("listen address %s given twice", l)
+		}
+		seen[a.String()] = true
+	}
+	switch {
+	case c.Workers < 1 || c.Workers > MaxWorkers:
+		return bad("workers %d: want 1 to %d", c.Workers, MaxWorkers)
+	case c.Frame != "line" && c.Frame != "binary":
+		return bad("frame %q: want line or binary", c.Frame)
+	case c.MaxKey < 1 || c.MaxKey > MaxKeyLimit:
+		return bad("max key %d: want 1 to %d", c.MaxKey, MaxKeyLimit)
+	case c.PreambleTimeout <= 0:
+		return bad("preamble timeout %v: want > 0", c.PreambleTimeout)
+	case c.OwnerWait <= 0:
+		return bad("owner wait %v: want > 0", c.OwnerWait)
+	case c.DrainTimeout <= 0:
+		return bad("drain timeout %v: want > 0", c.DrainTimeout)
+	case c.SecretFile != "" && len(c.Secret) > 0:
+		return bad("both a secret and a secret file: set one")
+	case c.ConnBufferLimit < 1:
+		return bad("conn buffer limit %d: want > 0", c.ConnBufferLimit)
+	case c.MaxRestarts < 1:
+		return bad("max restarts %d: want > 0", c.MaxRestarts)
+	case c.RestartBackoff <= 0:
+		return bad("restart backoff %v: want > 0", c.RestartBackoff)
+	case c.MaxRestartBackoff < c.RestartBackoff:
+		return bad("max restart backoff %v: want >= restart backoff %v", c.MaxRestartBackoff, c.RestartBackoff)
+	}
+	return nil
+}
+
+// ListenAddr is a parsed listen URL.
+type ListenAddr struct {
+	// Network is "tcp" or "unix".
+	Network string
+	// Address is "HOST:PORT" or a path.
+	Address string
+}
+
+func (a ListenAddr) String() string { return a.Network + "://" + a.Address }
+
+// ParseListenURL parses "tcp://HOST:PORT" or "unix:///path".
+func ParseListenURL(s string) (ListenAddr, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ListenAddr{}, fmt.Errorf("listen address %q: %w", s, err)
+	}
+	switch u.Scheme {
+	case "tcp":
+		if u.Path != "" || u.RawQuery != "" || u.User != nil || u.Host == "" {
+			return ListenAddr{}, fmt.Errorf("listen address %q: want tcp://HOST:PORT", s)
+		}
+		host, port, err := net.SplitHostPort(u.Host)
+		if err != nil {
+			return ListenAddr{}, fmt.Errorf("listen address %q: want tcp://HOST:PORT: %v", s, err)
+		}
+		if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && port != "0") {
+			return ListenAddr{}, fmt.Errorf("listen address %q: bad port %q", s, port)
+		}
+		return ListenAddr{Network: "tcp", Address: net.JoinHostPort(host, port)}, nil
+	case "unix":
+		if u.Host != "" || u.Path == "" || u.RawQuery != "" {
+			return ListenAddr{}, fmt.Errorf("listen address %q: want unix:///absolute/path", s)
+		}
+		return ListenAddr{Network: "unix", Address: u.Path}, nil
+	case "":
+		return ListenAddr{}, fmt.Errorf("listen address %q: want tcp://HOST:PORT or unix:///path", s)
+	}
+	return ListenAddr{}, fmt.Errorf("listen address %q: unsupported scheme %q (want tcp or unix)", s, u.Scheme)
+}

@@ -1,0 +1,51 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// runMaster is Serve in the master process: everything that can fail is
+// checked before the first worker starts.
+func runMaster(cfg Config) error {
+	log := cfg.Logger.With("pid", os.Getpid())
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	secret, err := loadSecret(&cfg, log)
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this program to start workers: %w", err)
+	}
+	wire := cfg
+	wire.Secret, wire.Logger = nil, nil
+	cfgJSON, err := json.Marshal(wire)
+	if err != nil {
+		return fmt.Errorf("encode the config: %w", err)
+	}
+	lns, err := bindListeners(&cfg)
+	if err != nil {
+		return err
+	}
+	defer closeListeners(lns)
+
+	addrs := make([]string, len(lns))
+	for i, ln := range lns {
+		addrs[i] = ln.spec.Network + "://" + ln.spec.Address
+	}
+	log.Info("master started", "listen", addrs, "workers", cfg.Workers)
+	s := &supervisor{
+		cfg:     cfg,
+		cfgJSON: cfgJSON,
+		secret:  secret,
+		lns:     lns,
+		exe:     exe,
+		args:    os.Args,
+		log:     log,
+	}
+	return s.run()
+}

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"log/slog"
+	"os"
+	"time"
+)
+
+// shardRuntime is the seam between the process model and the shard: what
+// a worker process runs once the master has sent it its init message. The
+// worker process (worker.go) owns the control channel, signals and exit;
+// the runtime owns the event loop, the listeners, the mesh links and the
+// connections.
+//
+// Serve is called once. SetPeer, Drain and Stop are called from the
+// worker's goroutine, concurrently with Serve, only after Serve has called
+// ready (or not at all).
+type shardRuntime interface {
+	// Serve starts the shard, calls ready once it accepts connections,
+	// and returns when it has stopped: after Stop, or when a drain has
+	// finished. It returns nil for a stop it was asked for.
+	Serve(ready func()) error
+
+	// SetPeer gives the runtime its end of a fresh mesh link to peer,
+	// which has (re)started. The runtime owns link. A previous link to
+	// the same peer is dead by then (the peer process exited).
+	SetPeer(peer int, link *os.File)
+
+	// Drain makes the shard stop accepting; connections in flight go on
+	// until they close or deadline passes, then they are closed and Serve
+	// returns.
+	Drain(deadline time.Time)
+
+	// Stop closes every connection at once and makes Serve return.
+	Stop()
+}
+
+// shardInfo is what a shard runtime is built from.
+type shardInfo struct {
+	// Index is this shard's index, 0 <= Index < Count.
+	Index int
+	// Count is the number of shards (workers).
+	Count int
+	// Config is the master's validated configuration (Logger is this
+	// process's, Secret is set).
+	Config Config
+	// Secret is the direct-routing secret (also in Config.Secret).
+	Secret []byte
+	// Factory makes the shard's Handler.
+	Factory HandlerFactory
+	// Logger logs with "shard" and "pid".
+	Logger *slog.Logger
+	// Listeners are the listening sockets, in the order of Config.Listen.
+	Listeners []shardListener
+	// Peers are this worker's ends of the mesh links, by peer index. A
+	// peer that was down when this worker started is absent: SetPeer
+	// brings its link when it is back. The runtime owns the files.
+	Peers map[int]*os.File
+}
+
+// shardListener is one listener of a shard.
+type shardListener struct {
+	// URL is the listen URL from the config ("tcp://127.0.0.1:7000").
+	URL string
+	// Network and Address are the bound address ("tcp",
+	// "127.0.0.1:7000"; "unix", "/run/sub.sock").
+	Network, Address string
+	// FD is the listening socket the master bound and passed. The
+	// runtime owns it. It must never be given to the Go runtime's poller
+	// (see internal/gnetx): adopt it with gnetx.
+	FD int
+}
+
+// newShardRuntime builds the runtime of this worker. It takes ownership of
+// the descriptors in info, and closes them if it fails.
+//
+// newBasicRuntime is the un-routed runtime; the routed shard runtime of
+// issue 4 replaces it here.
+var newShardRuntime func(info *shardInfo) (shardRuntime, error) = newBasicRuntime

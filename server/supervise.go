@@ -1,0 +1,434 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/subordinate/subordinate/internal/ctl"
+)
+
+// Timings of the supervisor that are not configurable.
+const (
+	// sendTimeout bounds a control message write to a worker.
+	sendTimeout = 5 * time.Second
+	// stopGrace is how long workers told to stop may take before the
+	// master kills them.
+	stopGrace = 3 * time.Second
+)
+
+// ErrGaveUp is wrapped by the error Serve returns when a shard kept
+// failing and the master stopped everything.
+var ErrGaveUp = errors.New("a shard keeps failing; stopped")
+
+// supervisor runs the workers of a master: all its state is touched by
+// the goroutine of run only; the helpers goroutines (process waiters,
+// control readers, restart timers) report to it through events.
+type supervisor struct {
+	cfg     Config
+	cfgJSON []byte
+	secret  []byte
+	lns     []*masterListener
+	exe     string
+	args    []string
+	log     *slog.Logger
+
+	spawn   *spawner
+	workers []*workerProc
+	events  chan event
+	quit    chan struct{}
+
+	state  supState
+	result error            // what run returns
+	kill   <-chan time.Time // when to SIGKILL the workers still alive
+}
+
+type supState int
+
+const (
+	running  supState = iota
+	draining          // first signal: workers drain
+	stopping          // second signal, or giving up: workers stop now
+)
+
+// workerProc is one shard's worker process, across its restarts.
+type workerProc struct {
+	index    int
+	gen      int // start count; events of an older start are ignored
+	cmd      *exec.Cmd
+	ctl      *ctl.Conn
+	pid      int
+	alive    bool // started and not reaped
+	started  time.Time
+	ready    time.Time // zero until the worker said ready
+	failures int       // consecutive failures
+	restart  *time.Timer
+}
+
+type eventKind int
+
+const (
+	evExited eventKind = iota
+	evReady
+	evRestart
+)
+
+type event struct {
+	kind  eventKind
+	index int
+	gen   int
+	state *os.ProcessState
+	err   error
+}
+
+func (s *supervisor) post(ev event) {
+	select {
+	case s.events <- ev:
+	case <-s.quit:
+	}
+}
+
+func (s *supervisor) run() error {
+	s.spawn = newSpawner()
+	s.events = make(chan event)
+	s.quit = make(chan struct{})
+	defer func() {
+		close(s.quit)
+		s.spawn.close()
+	}()
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigc)
+
+	s.workers = make([]*workerProc, s.cfg.Workers)
+	for i := range s.workers {
+		s.workers[i] = &workerProc{index: i}
+	}
+	for i := range s.workers {
+		if err := s.start(i); err != nil {
+			s.log.Error("cannot start a worker", "shard", i, "err", err)
+			s.stopAll(fmt.Errorf("start worker %d: %w", i, err))
+			break
+		}
+	}
+	for s.state == running || s.alive() > 0 {
+		select {
+		case sig := <-sigc:
+			s.signal(sig)
+		case ev := <-s.events:
+			s.handle(ev)
+		case <-s.kill:
+			s.kill = nil
+			for _, w := range s.workers {
+				if w.alive {
+					s.log.Error("worker did not stop in time; killing it", "shard", w.index, "worker_pid", w.pid)
+					_ = w.cmd.Process.Kill()
+				}
+			}
+			if s.result == nil {
+				s.result = errors.New("workers did not stop by the deadline and were killed")
+			}
+		}
+	}
+	if s.result != nil {
+		s.log.Error("master stopped", "err", s.result)
+	} else {
+		s.log.Info("master stopped")
+	}
+	return s.result
+}
+
+func (s *supervisor) alive() int {
+	n := 0
+	for _, w := range s.workers {
+		if w.alive {
+			n++
+		}
+	}
+	return n
+}
+
+// signal handles SIGTERM or SIGINT: the first drains, the next stops.
+func (s *supervisor) signal(sig os.Signal) {
+	switch s.state {
+	case running:
+		s.log.Info("draining: workers stop accepting; connections may finish", "signal", sig.String(), "drain_timeout", s.cfg.DrainTimeout)
+		s.state = draining
+		s.cancelRestarts()
+		// The master lets go of its listeners: once the workers have
+		// too, new connections are refused.
+		closeListeners(s.lns)
+		deadline := time.Now().Add(s.cfg.DrainTimeout)
+		for _, w := range s.workers {
+			if w.alive {
+				s.send(w, &ctl.Message{Type: ctl.TypeDrain, Drain: &ctl.Drain{Deadline: deadline}})
+			}
+		}
+		s.kill = time.After(time.Until(deadline) + stopGrace)
+	default:
+		s.log.Warn("stopping now", "signal", sig.String())
+		s.stopAll(nil)
+	}
+}
+
+// stopAll tells every worker to stop at once; result, if not nil, is what
+// run returns.
+func (s *supervisor) stopAll(result error) {
+	if s.state == stopping {
+		return
+	}
+	if result != nil && s.result == nil {
+		s.result = result
+	}
+	s.state = stopping
+	s.cancelRestarts()
+	for _, w := range s.workers {
+		if w.alive {
+			s.send(w, &ctl.Message{Type: ctl.TypeStop})
+		}
+	}
+	s.kill = time.After(stopGrace)
+}
+
+func (s *supervisor) cancelRestarts() {
+	for _, w := range s.workers {
+		if w.restart != nil {
+			w.restart.Stop()
+			w.restart = nil
+		}
+	}
+}
+
+func (s *supervisor) send(w *workerProc, m *ctl.Message) {
+	_ = w.ctl.SetWriteDeadline(time.Now().Add(sendTimeout))
+	if err := w.ctl.Send(m); err != nil {
+		s.log.Warn("cannot reach a worker", "shard", w.index, "worker_pid", w.pid, "message", string(m.Type), "err", err)
+	}
+	_ = w.ctl.SetWriteDeadline(time.Time{})
+}
+
+func (s *supervisor) handle(ev event) {
+	w := s.workers[ev.index]
+	if ev.gen != w.gen {
+		return
+	}
+	switch ev.kind {
+	case evReady:
+		w.ready = time.Now()
+		s.log.Info("worker ready", "shard", w.index, "worker_pid", w.pid, "after", w.ready.Sub(w.started).Round(time.Millisecond))
+	case evRestart:
+		w.restart = nil
+		if s.state != running {
+			return
+		}
+		if err := s.start(w.index); err != nil {
+			s.log.Error("cannot start a worker", "shard", w.index, "err", err)
+			s.failed(w)
+		}
+	case evExited:
+		s.exited(w, ev)
+	}
+}
+
+// exited handles the end of a worker process.
+func (s *supervisor) exited(w *workerProc, ev event) {
+	w.alive = false
+	w.ctl.Close()
+	up := time.Since(w.started).Round(time.Millisecond)
+	cause := exitCause(ev.state, ev.err)
+	log := s.log.With("shard", w.index, "worker_pid", w.pid, "cause", cause, "uptime", up)
+	if s.state != running {
+		if ev.state != nil && ev.state.Success() {
+			log.Info("worker exited")
+		} else {
+			log.Warn("worker exited")
+		}
+		return
+	}
+	if !w.ready.IsZero() && time.Since(w.ready) >= s.cfg.MaxRestartBackoff {
+		w.failures = 0 // it had been healthy: an isolated failure
+	}
+	if ev.state != nil && ev.state.Success() {
+		// Told to by someone else than the master (SIGTERM to the
+		// worker alone): a graceful restart of one shard.
+		log.Info("worker exited on its own")
+	} else {
+		log.Error("worker died")
+	}
+	s.failed(w)
+}
+
+// failed counts a failure of w's shard and restarts it after the back-off,
+// or gives up.
+func (s *supervisor) failed(w *workerProc) {
+	w.failures++
+	if w.failures > s.cfg.MaxRestarts {
+		s.log.Error("SHARD KEEPS FAILING: giving up, stopping every worker",
+			"shard", w.index, "failures_in_a_row", w.failures, "max_restarts", s.cfg.MaxRestarts)
+		s.stopAll(fmt.Errorf("%w: shard %d failed %d times in a row", ErrGaveUp, w.index, w.failures))
+		return
+	}
+	d := s.cfg.RestartBackoff
+	for i := 1; i < w.failures && d < s.cfg.MaxRestartBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.MaxRestartBackoff)
+	s.log.Warn("restarting shard after back-off", "shard", w.index, "backoff", d, "failures_in_a_row", w.failures, "max_restarts", s.cfg.MaxRestarts)
+	s.scheduleRestart(w, d)
+}
+
+func (s *supervisor) scheduleRestart(w *workerProc, d time.Duration) {
+	i, gen := w.index, w.gen
+	w.restart = time.AfterFunc(d, func() { s.post(event{kind: evRestart, index: i, gen: gen}) })
+}
+
+func exitCause(st *os.ProcessState, err error) string {
+	if st == nil {
+		if err != nil {
+			return err.Error()
+		}
+		return "unknown"
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "killed by signal " + unixSignalName(ws.Signal())
+	}
+	return "exit status " + strconv.Itoa(st.ExitCode())
+}
+
+func unixSignalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGSEGV:
+		return "SIGSEGV"
+	case syscall.SIGABRT:
+		return "SIGABRT"
+	case syscall.SIGBUS:
+		return "SIGBUS"
+	}
+	return sig.String()
+}
+
+// start starts shard i's worker: a fresh control channel, fresh mesh links
+// with every worker alive (each gets its end in a peer message), the
+// process, then its init message.
+func (s *supervisor) start(i int) error {
+	w := s.workers[i]
+	w.gen++
+	w.ready = time.Time{}
+	mc, child, err := ctl.Pair()
+	if err != nil {
+		return err
+	}
+	var peers []int
+	var ends []*os.File
+	defer func() {
+		for _, f := range ends {
+			f.Close()
+		}
+	}()
+	for _, p := range s.workers {
+		if p.index == i || !p.alive {
+			continue // a peer down gets its link to i when it restarts
+		}
+		mine, theirs, err := ctl.Socketpair()
+		if err != nil {
+			mc.Close()
+			child.Close()
+			return err
+		}
+		_ = p.ctl.SetWriteDeadline(time.Now().Add(sendTimeout))
+		err = p.ctl.Send(&ctl.Message{Type: ctl.TypePeer, Peer: &ctl.Peer{Shard: i}, FDs: []int{int(theirs.Fd())}})
+		_ = p.ctl.SetWriteDeadline(time.Time{})
+		theirs.Close()
+		if err != nil {
+			mine.Close()
+			s.log.Warn("cannot give a worker its link to a restarted peer", "shard", p.index, "peer", i, "err", err)
+			continue
+		}
+		peers = append(peers, p.index)
+		ends = append(ends, mine)
+	}
+
+	cmd := exec.Command(s.exe, s.args[1:]...)
+	cmd.Args[0] = s.args[0]
+	cmd.Env = append(workerEnviron(), workerEnv+"=3")
+	cmd.ExtraFiles = []*os.File{child}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.SysProcAttr = workerSysProcAttr()
+	err = s.spawn.start(cmd)
+	child.Close()
+	if err != nil {
+		mc.Close()
+		return fmt.Errorf("start %s: %w", s.exe, err)
+	}
+	w.cmd, w.ctl, w.pid, w.alive, w.started = cmd, mc, cmd.Process.Pid, true, time.Now()
+	log := s.log.With("shard", i, "worker_pid", w.pid)
+	log.Info("worker started", "peers", peers)
+
+	gen := w.gen
+	go func() {
+		err := cmd.Wait()
+		s.post(event{kind: evExited, index: i, gen: gen, state: cmd.ProcessState, err: err})
+	}()
+
+	fds := make([]int, 0, len(s.lns)+len(ends))
+	specs := make([]ctl.Listener, 0, len(s.lns))
+	for _, ln := range s.lns {
+		specs = append(specs, ln.spec)
+		fds = append(fds, ln.fd)
+	}
+	for _, f := range ends {
+		fds = append(fds, int(f.Fd()))
+	}
+	init := &ctl.Message{Type: ctl.TypeInit, Init: &ctl.Init{
+		Shard: i, Workers: s.cfg.Workers, Config: s.cfgJSON, Secret: s.secret,
+		Listeners: specs, Peers: peers,
+	}, FDs: fds}
+	_ = mc.SetWriteDeadline(time.Now().Add(sendTimeout))
+	if err := mc.Send(init); err != nil {
+		// The process is started: it will exit on its own (no init) and
+		// be handled as a failure then.
+		log.Error("cannot send the init message; killing the worker", "err", err)
+		_ = cmd.Process.Kill()
+		return nil
+	}
+	_ = mc.SetWriteDeadline(time.Time{})
+
+	go func() {
+		for {
+			m, err := mc.Receive()
+			if err != nil {
+				return // EOF when the worker exits; Wait reports it
+			}
+			ctl.CloseFDs(m)
+			if m.Type == ctl.TypeReady {
+				s.post(event{kind: evReady, index: i, gen: gen})
+			}
+		}
+	}()
+	return nil
+}
+
+// workerEnviron is the master's environment without a worker variable.
+func workerEnviron() []string {
+	env := os.Environ()
+	out := env[:0:0]
+	for _, kv := range env {
+		if len(kv) > len(workerEnv) && kv[:len(workerEnv)+1] == workerEnv+"=" {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}

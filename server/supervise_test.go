@@ -1,0 +1,74 @@
+package server_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/subordinate/subordinate/internal/proctest"
+)
+
+var crashworker string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "subordinate-server-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	crashworker, err = proctest.Build("github.com/subordinate/subordinate/server/testdata/crashworker", dir, proctest.RaceEnabled)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// TestGiveUp: a shard whose worker keeps failing is restarted with the
+// same index and a doubling back-off, capped, then the master stops
+// everything and exits non-zero.
+func TestGiveUp(t *testing.T) {
+	for _, mode := range []string{"early", "late"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			p := proctest.Start(t, crashworker, []string{"CRASHWORKER=" + mode})
+			st := p.WaitExit(60 * time.Second)
+			if st.ExitCode() != 1 || !strings.Contains(p.Stderr(), "a shard keeps failing; stopped") {
+				t.Fatalf("exit %v, want 1 and the give-up error\n%s", st, p.Stderr())
+			}
+			gaveUp := p.WaitLog(time.Second, 1, func(l proctest.Line) bool {
+				return strings.HasPrefix(l.Msg(), "SHARD KEEPS FAILING")
+			})
+			shard := gaveUp.Int("shard")
+			if gaveUp.Int("failures_in_a_row") != 4 {
+				t.Errorf("gave up after %d failures, want MaxRestarts+1 = 4", gaveUp.Int("failures_in_a_row"))
+			}
+			// Each restart of that shard keeps its index; back-offs
+			// double up to the cap: 10ms, 20ms, 40ms.
+			var backoffs []time.Duration
+			starts := 0
+			for _, l := range p.Logs() {
+				if l.Int("shard") != shard {
+					continue
+				}
+				switch l.Msg() {
+				case "restarting shard after back-off":
+					backoffs = append(backoffs, time.Duration(l.Int("backoff")))
+				case "worker started":
+					starts++
+				}
+			}
+			if fmt.Sprint(backoffs) != "[10ms 20ms 40ms]" {
+				t.Errorf("back-offs of shard %d: %v, want [10ms 20ms 40ms]", shard, backoffs)
+			}
+			if starts != 4 {
+				t.Errorf("shard %d started %d times, want 4", shard, starts)
+			}
+		})
+	}
+}
