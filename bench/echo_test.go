@@ -118,4 +118,3 @@ func (s *echoServer) keyCounts() map[string]int {
 	}
 	return m
 }
-
