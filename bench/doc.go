@@ -15,7 +15,7 @@
 //	}
 //	fmt.Println(res.RPS(), res.Percentile(99))
 //
-// The harness in this package (Main, Start, Bench) runs a real multi-worker
-// Subordinate of a user's handler from inside a test binary, for
-// `go test -bench`.
+// Package bench/harness runs a real multi-worker Subordinate of a user's
+// handler from inside a test binary and drives Run against it, for
+// `go test -bench`. The command `subordinate bench` is Run with flags.
 package bench
