@@ -97,7 +97,7 @@ func enumParse(what string, names []string, s string) (int, error) {
 // Limits on a Config, so that every buffer the generator allocates has a
 // bound.
 const (
-	MaxConns     = 65536
+	MaxConns     = 10000 // each holds a ~140 KiB histogram
 	MaxSize      = 16 << 20
 	MaxDepth     = 4096
 	MaxInFlight  = 64 << 20 // Depth * Size per connection
@@ -278,6 +278,9 @@ func (c Config) Verify() error {
 		}
 	default:
 		return bad("frame %v", c.Frame)
+	}
+	if err := checkFrame(c.Frame); err != nil {
+		return err
 	}
 	if c.TLS != nil && c.TLS.MinVersion != 0 && c.TLS.MinVersion < tls.VersionTLS12 {
 		return bad("TLS below 1.2")
