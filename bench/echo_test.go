@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ type echoServer struct {
 	ln      net.Listener
 	corrupt bool // flip one byte of every echo
 	errRep  bool // answer the preamble with -ERR and close
+	mute    bool // read the preamble, then never answer
 
 	mu   sync.Mutex
 	keys map[string]int
@@ -75,6 +77,10 @@ func (s *echoServer) serve(c net.Conn) {
 	s.mu.Lock()
 	s.keys[key]++
 	s.mu.Unlock()
+	if s.mute {
+		_, _ = io.Copy(io.Discard, br)
+		return
+	}
 	if s.errRep {
 		_, _ = c.Write([]byte("-ERR refused for test\n"))
 		return

@@ -155,6 +155,14 @@ func TestErrPreambleCounted(t *testing.T) {
 	}
 }
 
+func TestTimeoutCounted(t *testing.T) {
+	srv := startEcho(t, "tcp", "127.0.0.1:0", nil, func(s *echoServer) { s.mute = true })
+	res := runOK(t, Config{Addr: srv.addr(), Conns: 2, Timeout: 50 * time.Millisecond, Duration: 300 * time.Millisecond})
+	if res.Requests != 0 || res.Errors[KindTimeout] == 0 {
+		t.Errorf("requests %d, errors %v: want timeouts", res.Requests, res.Errors)
+	}
+}
+
 func TestConnectRefused(t *testing.T) {
 	srv := startEcho(t, "tcp", "127.0.0.1:0", nil, nil)
 	addr := srv.addr()
