@@ -1,0 +1,235 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// past is a deadline that has already expired: setting it unblocks every
+// pending Read and Write of a connection.
+var past = time.Unix(1, 0)
+
+// dial opens a connection (TLS if configured), with SO_LINGER 0 when
+// Linger0 is set. On failure it returns the kind of step that failed.
+func (w *worker) dial() (net.Conn, int, error) {
+	r := w.r
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.Timeout)
+	defer cancel()
+	c, err := r.dialer.DialContext(ctx, r.cfg.network(), r.cfg.Addr)
+	if err != nil {
+		return nil, kConnect, err
+	}
+	if r.cfg.Linger0 {
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+	}
+	if r.tls == nil {
+		return c, 0, nil
+	}
+	tc := tls.Client(c, r.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = c.Close()
+		return nil, kTLS, err
+	}
+	return tc, 0, nil
+}
+
+// session dials one long-lived connection and runs fn on it until the run
+// stops or fn fails; it reports whether it ended without an error.
+func (w *worker) session(fn func(net.Conn) bool) bool {
+	c, kind, err := w.dial()
+	if err != nil {
+		w.fail(classify(err, kind))
+		return false
+	}
+	defer c.Close()
+	stop := context.AfterFunc(w.r.ctx, func() { _ = c.SetDeadline(past) })
+	defer stop()
+	return fn(c)
+}
+
+// readEcho reads one reply into w.resp and checks it against want. first
+// says whether it is the first reply on the connection, the one where a
+// preamble error shows. It returns the error kind, or -1.
+func (w *worker) readEcho(c net.Conn, want []byte, first bool) int {
+	got := w.resp[:len(want)]
+	n, err := io.ReadFull(c, got)
+	if first && isErrReply(got[:n]) {
+		return kPreamble
+	}
+	if err != nil {
+		return classify(err, kRead)
+	}
+	if !bytes.Equal(got, want) {
+		return kMismatch
+	}
+	return -1
+}
+
+// isErrReply reports whether b starts like a "-ERR <reason>" reply.
+func isErrReply(b []byte) bool {
+	return len(b) >= 4 && string(b[:4]) == "-ERR"
+}
+
+// pingpong sends one request at a time on c and waits for its echo.
+func (w *worker) pingpong(c net.Conn) bool {
+	r := w.r
+	out := w.appendPreamble(w.wbuf[:0], w.keys.next())
+	first := true
+	for r.ctx.Err() == nil {
+		req := w.payload()
+		if first {
+			out = append(out, req...)
+		} else {
+			out = req
+		}
+		t0 := time.Now()
+		_ = c.SetDeadline(t0.Add(r.cfg.Timeout))
+		if _, err := c.Write(out); err != nil {
+			w.fail(classify(err, kWrite))
+			return false
+		}
+		if first {
+			w.wbuf = out[:0] // keep the grown buffer for the next connection
+		}
+		if k := w.readEcho(c, req, first); k >= 0 {
+			w.fail(k)
+			return false
+		}
+		first = false
+		w.done(time.Since(t0))
+	}
+	return true
+}
+
+// inflight is one pipelined request: when it was written and which
+// payload it carried.
+type inflight struct {
+	at  time.Time
+	req []byte
+}
+
+// pipeline keeps Depth requests in flight on c: a writer goroutine sends
+// as many as there are free slots in one write, this goroutine reads the
+// echoes in order and frees the slots. Two goroutines, so that a server
+// that pushes back on writes cannot deadlock the client.
+func (w *worker) pipeline(c net.Conn) bool {
+	r := w.r
+	depth := r.cfg.Depth
+	slots := make(chan struct{}, depth)
+	for range depth {
+		slots <- struct{}{}
+	}
+	sent := make(chan inflight, depth)
+	connDone := make(chan struct{})
+	var once sync.Once
+	failed := false
+	fail := func(k int) { // first failure wins; it ends both sides
+		once.Do(func() {
+			if k >= 0 {
+				w.fail(k)
+				failed = true
+			}
+			close(connDone)
+			_ = c.SetDeadline(past)
+		})
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := w.appendPreamble(w.wbuf[:0], w.keys.next())
+		for {
+			select {
+			case <-slots:
+			case <-connDone:
+				return
+			case <-r.ctx.Done():
+				fail(-1)
+				return
+			}
+			n := 1
+		more:
+			for n < depth {
+				select {
+				case <-slots:
+					n++
+				default:
+					break more
+				}
+			}
+			now := time.Now()
+			for range n {
+				req := w.payload()
+				buf = append(buf, req...)
+				sent <- inflight{at: now, req: req} // never blocks: n slots were free
+			}
+			_ = c.SetWriteDeadline(now.Add(r.cfg.Timeout))
+			_, err := c.Write(buf)
+			buf = buf[:0]
+			if err != nil {
+				fail(classify(err, kWrite))
+				return
+			}
+		}
+	}()
+
+	first := true
+	for {
+		var it inflight
+		select {
+		case it = <-sent:
+			_ = c.SetReadDeadline(time.Now().Add(r.cfg.Timeout))
+			if k := w.readEcho(c, it.req, first); k >= 0 {
+				fail(k)
+				break
+			}
+			first = false
+			w.done(time.Since(it.at))
+			slots <- struct{}{}
+			continue
+		case <-connDone:
+		case <-r.ctx.Done():
+			fail(-1)
+		}
+		wg.Wait()
+		return !failed
+	}
+}
+
+// connectOnce runs one request on a connection of its own: dial,
+// preamble and request, echo, close. Its latency includes the dial.
+func (w *worker) connectOnce() bool {
+	r := w.r
+	key := w.keys.next()
+	t0 := time.Now()
+	c, kind, err := w.dial()
+	if err != nil {
+		w.fail(classify(err, kind))
+		return false
+	}
+	defer c.Close()
+	stop := context.AfterFunc(r.ctx, func() { _ = c.SetDeadline(past) })
+	defer stop()
+	_ = c.SetDeadline(t0.Add(r.cfg.Timeout))
+	req := w.payload()
+	out := append(w.appendPreamble(w.wbuf[:0], key), req...)
+	w.wbuf = out[:0]
+	if _, err := c.Write(out); err != nil {
+		w.fail(classify(err, kWrite))
+		return false
+	}
+	if k := w.readEcho(c, req, true); k >= 0 {
+		w.fail(k)
+		return false
+	}
+	w.done(time.Since(t0))
+	return true
+}

@@ -1,0 +1,126 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+)
+
+// echoServer is an echo server on a real socket that reads a line
+// preamble first, the contract every row of the benchmarks keeps. It can
+// misbehave on purpose.
+type echoServer struct {
+	ln      net.Listener
+	corrupt bool // flip one byte of every echo
+	errRep  bool // answer the preamble with -ERR and close
+	mute    bool // read the preamble, then never answer
+
+	mu   sync.Mutex
+	keys map[string]int
+	wg   sync.WaitGroup
+}
+
+func startEcho(t *testing.T, network, addr string, tlsCfg *tls.Config, opt func(*echoServer)) *echoServer {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s := &echoServer{ln: ln, keys: map[string]int{}}
+	if opt != nil {
+		opt(s)
+	}
+	s.wg.Add(1)
+	go s.accept()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		s.wg.Wait()
+	})
+	return s
+}
+
+func (s *echoServer) addr() string { return s.ln.Addr().String() }
+
+func (s *echoServer) accept() {
+	defer s.wg.Done()
+	var conns sync.WaitGroup
+	defer conns.Wait()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		conns.Add(1)
+		go func() {
+			defer conns.Done()
+			s.serve(c)
+		}()
+	}
+}
+
+func (s *echoServer) serve(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReaderSize(c, 4096)
+	key, err := readPreamble(br)
+	if err != nil {
+		_, _ = c.Write([]byte("-ERR bad preamble\n"))
+		return
+	}
+	s.mu.Lock()
+	s.keys[key]++
+	s.mu.Unlock()
+	if s.mute {
+		_, _ = io.Copy(io.Discard, br)
+		return
+	}
+	if s.errRep {
+		_, _ = c.Write([]byte("-ERR refused for test\n"))
+		return
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := br.Read(buf)
+		if n > 0 {
+			if s.corrupt {
+				buf[n/2] ^= 0x55
+			}
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// readPreamble reads a line preamble: the key, then "\n".
+func readPreamble(br *bufio.Reader) (string, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return "", err
+	}
+	key := bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
+	if len(key) == 0 {
+		return "", errors.New("empty key")
+	}
+	return string(key), nil
+}
+
+func (s *echoServer) keyCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]int, len(s.keys))
+	for k, v := range s.keys {
+		m[k] = v
+	}
+	return m
+}
