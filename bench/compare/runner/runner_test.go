@@ -198,7 +198,7 @@ func TestRunnerEndToEnd(t *testing.T) {
 	}
 	c := config{BinDir: peerBins(t), Out: out, Bench: self, Rows: "gnet,std,sub1",
 		Subordinate: filepath.Join(t.TempDir(), "no-such-binary"),
-		Workers:     2, Runs: 2, Duration: 300 * time.Millisecond, Conns: 4, ConnectConns: 2,
+		Workers:     2, Runs: 1, Duration: 300 * time.Millisecond, Conns: 4, ConnectConns: 2,
 		Size: 32, Keys: 10, Depth: 4, Idle: 200, Settle: 10 * time.Millisecond,
 		Node: "node", HAProxy: "haproxy", Command: "test"}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
