@@ -15,6 +15,7 @@ import (
 type workload struct {
 	ID    string `json:"id"`
 	Label string `json:"label"`
+	Short string `json:"short"` // for the chart
 	// Args are the mode flags of `subordinate bench`.
 	Args []string `json:"args"`
 }
@@ -24,10 +25,10 @@ func workloads(c *config) []workload {
 	d := strconv.Itoa(c.Depth)
 	cc := strconv.Itoa(c.ConnectConns)
 	return []workload{
-		{ID: "pingpong", Label: "ping-pong", Args: []string{"--mode", "pingpong", "--conns", strconv.Itoa(c.Conns)}},
-		{ID: "pipeline", Label: "pipelined, depth " + d, Args: []string{"--mode", "pipeline", "--depth", d, "--conns", strconv.Itoa(c.Conns)}},
-		{ID: "connect", Label: "connect per request", Args: []string{"--mode", "connect", "--conns", cc}},
-		{ID: "connect0", Label: "connect per request, close by reset (SO_LINGER 0)", Args: []string{"--mode", "connect", "--conns", cc, "--linger0"}},
+		{ID: "pingpong", Label: "ping-pong", Short: "ping-pong", Args: []string{"--mode", "pingpong", "--conns", strconv.Itoa(c.Conns)}},
+		{ID: "pipeline", Label: "pipelined, depth " + d, Short: "pipelined, depth " + d, Args: []string{"--mode", "pipeline", "--depth", d, "--conns", strconv.Itoa(c.Conns)}},
+		{ID: "connect", Label: "connect per request", Short: "connect per request", Args: []string{"--mode", "connect", "--conns", cc}},
+		{ID: "connect0", Label: "connect per request, close by reset (SO_LINGER 0)", Short: "connect, reset close", Args: []string{"--mode", "connect", "--conns", cc, "--linger0"}},
 	}
 }
 

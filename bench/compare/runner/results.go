@@ -127,7 +127,11 @@ func machineInfo(c config) machine {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
 	if out, err := exec.Command(c.HAProxy, "-v").Output(); err == nil {
-		m.HAProxy = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+		// "HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://..."
+		f := strings.Fields(string(out))
+		if len(f) >= 3 {
+			m.HAProxy = "HAProxy " + f[2]
+		}
 	}
 	if out, err := exec.Command(c.Node, "--version").Output(); err == nil {
 		m.Node = strings.TrimSpace(string(out))

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -36,6 +37,8 @@ func rows() []row {
 type server struct {
 	Addr  string
 	procs []*exec.Cmd
+	names []string        // names[i] names procs[i] in logs and errors
+	done  []chan struct{} // closed when procs[i] has exited and been reaped
 	logs  []*os.File
 	note  string // how it was started, for the results
 }
@@ -51,12 +54,26 @@ func (s *server) pids() []int {
 
 // exited reports the first root process that is gone.
 func (s *server) exited() error {
-	for _, c := range s.procs {
-		if err := syscall.Kill(c.Process.Pid, 0); err != nil {
-			return fmt.Errorf("%s exited", filepath.Base(c.Path))
+	for i, c := range s.procs {
+		select {
+		case <-s.done[i]:
+			return fmt.Errorf("%s exited (%v)", s.names[i], c.ProcessState)
+		default:
 		}
 	}
 	return nil
+}
+
+// logTail returns the end of the servers' output, for error messages.
+func (s *server) logTail() string {
+	var parts []string
+	for _, f := range s.logs {
+		b, err := os.ReadFile(f.Name())
+		if err == nil && len(b) > 0 {
+			parts = append(parts, filepath.Base(f.Name())+": "+tail(string(b), 300))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // stop sends SIGTERM to each root's process group, waits up to 5 s, then
@@ -65,9 +82,8 @@ func (s *server) stop() {
 	for _, c := range s.procs {
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
 	}
-	for _, c := range s.procs {
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
+	for i, c := range s.procs {
+		done := s.done[i]
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
@@ -100,7 +116,11 @@ func (e *env) launch(s *server, name string, argv ...string) error {
 		log.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
 	s.procs = append(s.procs, cmd)
+	s.done = append(s.done, done)
+	s.names = append(s.names, name)
 	s.logs = append(s.logs, log)
 	return nil
 }
@@ -116,7 +136,7 @@ func waitReady(s *server, addr string, timeout time.Duration) error {
 			continue
 		}
 		if xerr := s.exited(); xerr != nil {
-			return fmt.Errorf("%w before it served: %v", xerr, err)
+			return fmt.Errorf("%w before it served: %v; log: %s", xerr, err, s.logTail())
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not serving after %v: %w", timeout, err)
