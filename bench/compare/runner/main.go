@@ -51,6 +51,7 @@ type config struct {
 	ClientCPUs   string        // taskset list for the clients, "" = no pinning
 	Command      string        // the command line to print in the tables
 	Quick        bool
+	explicit     map[string]bool // flags given on the command line
 }
 
 // env is a run in progress.
@@ -91,8 +92,10 @@ func main() {
 	flag.StringVar(&c.ServerCPUs, "server-cpus", "", "pin the servers to these CPUs (taskset list)")
 	flag.StringVar(&c.ClientCPUs, "client-cpus", "", "pin the clients to these CPUs (taskset list)")
 	flag.StringVar(&c.Command, "command", "", "command line to print in the tables (default: this one)")
-	flag.BoolVar(&c.Quick, "quick", false, "smoke test: 1 run of 1s per cell, 1000 idle connections")
+	flag.BoolVar(&c.Quick, "quick", false, "smoke test: 1 run of 1s per cell, 1000 idle connections (flags given explicitly win)")
 	flag.Parse()
+	c.explicit = map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { c.explicit[f.Name] = true })
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(c, log, nil); err != nil {
@@ -104,10 +107,16 @@ func main() {
 // applyDefaults fills derived settings and validates the rest.
 func (c *config) applyDefaults() error {
 	if c.Quick {
-		c.Runs, c.Duration, c.Settle = 1, time.Second, 300*time.Millisecond
-		if c.Idle > 1000 {
-			c.Idle = 1000
+		// Quick settings, except where a flag said otherwise.
+		set := func(name string, f func()) {
+			if !c.explicit[name] {
+				f()
+			}
 		}
+		set("runs", func() { c.Runs = 1 })
+		set("duration", func() { c.Duration = time.Second })
+		set("settle", func() { c.Settle = 300 * time.Millisecond })
+		set("idle", func() { c.Idle = min(c.Idle, 1000) })
 	}
 	if c.BinDir == "" || c.Out == "" {
 		return fmt.Errorf("-bin and -out are required")
