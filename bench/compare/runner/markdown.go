@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -63,20 +64,30 @@ func (r *results) markdown() string {
 				float64(i.RSSBefore)/(1<<20), float64(i.RSSAfter)/(1<<20), i.BytesPerConn)
 		}
 	}
+	r.forwardedEstimate(&b)
 	r.peerRatios(&b)
 	return b.String()
 }
 
-// peerRatios writes, for each peer and workload, the peer's server CPU per
-// request divided by Subordinate's (N workers): above 1, Subordinate spends
-// less CPU per request than that peer.
+// peerRatios writes two tables comparing Subordinate (N workers) with each
+// other row, workload by workload, both read the same way: above 1 favours
+// Subordinate. Throughput is Subordinate's req/s over the other's; CPU is the
+// other's server CPU per request over Subordinate's.
 func (r *results) peerRatios(b *strings.Builder) {
-	sub := "subN"
+	const sub = "subN"
 	if r.cell(sub, firstWorkload(r)) == nil {
 		return
 	}
-	b.WriteString("\n#### Server CPU per request: peer ÷ Subordinate (N workers)\n\n")
-	b.WriteString("Above 1: Subordinate spends less CPU per request than that server.\n\n| server |")
+	r.ratioTable(b, sub, "Throughput: Subordinate (N workers) ÷ each server",
+		"Above 1: Subordinate serves more requests per second than that server.",
+		func(s, o summary) float64 { return s.RPS / o.RPS })
+	r.ratioTable(b, sub, "Server CPU per request: each server ÷ Subordinate (N workers)",
+		"Above 1: Subordinate spends less CPU per request than that server.",
+		func(s, o summary) float64 { return o.ServerUsPerReq / s.ServerUsPerReq })
+}
+
+func (r *results) ratioTable(b *strings.Builder, sub, title, note string, f func(s, o summary) float64) {
+	fmt.Fprintf(b, "\n#### %s\n\n%s\n\n| server |", title, note)
 	for _, w := range r.Workloads {
 		fmt.Fprintf(b, " %s |", w.Label)
 	}
@@ -92,11 +103,16 @@ func (r *results) peerRatios(b *strings.Builder) {
 		fmt.Fprintf(b, "| %s |", row.Label)
 		for _, w := range r.Workloads {
 			c, s := r.cell(row.ID, w.ID), r.cell(sub, w.ID)
-			if c == nil || s == nil || s.Median.ServerUsPerReq == 0 || c.Median.Runs == 0 {
+			if c == nil || s == nil || c.Median.Runs == 0 || s.Median.Runs == 0 {
 				b.WriteString(" – |")
 				continue
 			}
-			fmt.Fprintf(b, " %.2f |", c.Median.ServerUsPerReq/s.Median.ServerUsPerReq)
+			v := f(s.Median, c.Median)
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				b.WriteString(" – |")
+				continue
+			}
+			fmt.Fprintf(b, " %.2f |", v)
 		}
 		b.WriteString("\n")
 	}
@@ -142,4 +158,31 @@ func oneLine(s string) string {
 		s = s[:300] + "..."
 	}
 	return s
+}
+
+// forwardedEstimate derives the memory of a forwarded idle connection from
+// the two Subordinate rows: with N workers and uniform keys about (N-1)/N
+// of the connections are forwarded, with 1 worker none are.
+func (r *results) forwardedEstimate(b *strings.Builder) {
+	var one, n *idleResult
+	for i := range r.Idle {
+		switch r.Idle[i].Row {
+		case "sub1":
+			one = &r.Idle[i]
+		case "subN":
+			n = &r.Idle[i]
+		}
+	}
+	workers, _ := r.Config["workers"].(float64)
+	if w, ok := r.Config["workers"].(int); ok {
+		workers = float64(w)
+	}
+	if one == nil || n == nil || one.Error != "" || n.Error != "" || workers < 2 {
+		return
+	}
+	share := (workers - 1) / workers
+	extra := (n.BytesPerConn - one.BytesPerConn) / share
+	fmt.Fprintf(b, "\nSubordinate with 1 worker serves every connection locally; with N = %.0f workers and uniform keys about %.0f%% are forwarded. "+
+		"Taking the difference as the cost of forwarding: a forwarded idle connection costs about %.0f bytes more than a local one (%.0f + %.0f bytes in all, counting both workers).\n",
+		workers, share*100, extra, one.BytesPerConn, extra)
 }
