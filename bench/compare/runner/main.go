@@ -1,6 +1,9 @@
+//go:build linux
+
 // Command runner measures Subordinate against its peers side by side, in
 // one run, and writes the results behind BENCHMARKS.md. bench/compare/run.sh
-// installs what it needs, builds the binaries and calls it; see there.
+// installs what it needs, builds the binaries and calls it; see there. It is
+// Linux only: it reads /proc and pins processes with taskset.
 //
 //	runner -bin DIR -out DIR [-quick] [-runs 3] [-duration 8s] ...
 //
