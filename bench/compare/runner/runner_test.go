@@ -1,0 +1,328 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// peerBins builds gnetecho, stdecho and idleconns once per test binary.
+func peerBins(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "compare-bins-")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", buildDir+"/",
+			"../gnetecho", "../stdecho", "../idleconns")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildDir
+}
+
+func testEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	c := config{BinDir: peerBins(t), Out: dir, Workers: 2, Runs: 1, Duration: time.Second,
+		Conns: 4, ConnectConns: 2, Size: 32, Keys: 10, Depth: 4, Node: "node", HAProxy: "haproxy",
+		NodeScript: "../nodecluster/server.js"}
+	e := &env{cfg: c, logDir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	return e
+}
+
+func startTestRow(t *testing.T, e *env, id string) *server {
+	t.Helper()
+	for _, r := range rows() {
+		if r.ID == id {
+			s, err := e.startRow(r)
+			if err != nil {
+				t.Fatalf("start %s: %v", id, err)
+			}
+			t.Cleanup(s.stop)
+			return s
+		}
+	}
+	t.Fatalf("no row %q", id)
+	return nil
+}
+
+// TestPeersEchoAfterPreamble runs each peer server on a real socket and
+// checks the preamble contract every row must keep.
+func TestPeersEchoAfterPreamble(t *testing.T) {
+	peers := []string{"gnet", "std"}
+	if _, err := exec.LookPath("node"); err == nil {
+		peers = append(peers, "node")
+	}
+	for _, id := range peers {
+		t.Run(id, func(t *testing.T) {
+			e := testEnv(t)
+			s := startTestRow(t, e, id)
+			checkEchoContract(t, s.Addr)
+		})
+	}
+}
+
+func checkEchoContract(t *testing.T, addr string) {
+	t.Helper()
+	dial := func() net.Conn {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	expect := func(c net.Conn, want string) {
+		t.Helper()
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatalf("read %q: %v", want, err)
+		}
+		if string(got) != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+
+	// Preamble and payload in one write; "\r\n" ending.
+	c := dial()
+	io.WriteString(c, "key-1\r\nhello")
+	expect(c, "hello")
+	io.WriteString(c, "\nmore\r\n")
+	expect(c, "\nmore\r\n")
+
+	// Preamble split over writes, payload starting in the same write as
+	// the end of the key.
+	c = dial()
+	io.WriteString(c, "ke")
+	time.Sleep(20 * time.Millisecond) // make separate segments likely; not asserted
+	io.WriteString(c, "y-2\nwor")
+	io.WriteString(c, "ld")
+	expect(c, "world")
+
+	// A long stream of binary bytes comes back unchanged, while read
+	// concurrently (the server must not need the client to stop writing).
+	c = dial()
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	go func() {
+		io.WriteString(c, "bulk\n")
+		c.Write(big)
+	}()
+	got := make([]byte, len(big))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("bulk read: %v", err)
+	}
+	if !bytes.Equal(got, big) {
+		t.Fatal("bulk echo differs")
+	}
+
+	// A key over the limit gets an error and a close.
+	c = dial()
+	io.WriteString(c, strings.Repeat("k", 2000))
+	b, err := io.ReadAll(c)
+	if err != nil && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("long key: %v", err)
+	}
+	if !strings.HasPrefix(string(b), "-ERR key too long\n") {
+		t.Fatalf("long key: got %q", b)
+	}
+
+	// Many connections at once, each with its own key.
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs <- echoOnce(addr, fmt.Sprintf("c%d", i), fmt.Sprintf("payload %d\n", i), 10*time.Second)
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestHAProxyKeysStick checks the HAProxy row routes by the key: the right
+// configuration passes the key check, and the naive `balance hash
+// req.payload(0,0)` (which hashes an empty buffer in HAProxy 2.6) fails it.
+func TestHAProxyKeysStick(t *testing.T) {
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		t.Skip("haproxy not installed (bench/compare/run.sh installs it)")
+	}
+	e := testEnv(t)
+	if got := e.checkHAProxy(); !strings.HasPrefix(got, "ok:") {
+		t.Fatalf("key check: %s", got)
+	}
+	if got := e.checkHAProxyBalance("hash req.payload(0,0)"); !strings.HasPrefix(got, "FAILED:") {
+		t.Fatalf("key check passed a configuration that does not route by key: %s", got)
+	}
+}
+
+// TestRunnerEndToEnd runs the whole runner on two peers with the stand-in
+// load generator and checks what it writes.
+func TestRunnerEndToEnd(t *testing.T) {
+	out := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := config{BinDir: peerBins(t), Out: out, Bench: self, Rows: "gnet,std,sub1",
+		Subordinate: filepath.Join(t.TempDir(), "no-such-binary"),
+		Workers:     2, Runs: 1, Duration: 300 * time.Millisecond, Conns: 4, ConnectConns: 2,
+		Size: 32, Keys: 10, Depth: 4, Idle: 200, Settle: 10 * time.Millisecond,
+		Node: "node", HAProxy: "haproxy", Command: "test"}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	if err := run(c, log, []string{fakeBenchEnv + "=1"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r results
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Rows) != 3 || r.Rows[1].ID != "sub1" || r.Rows[1].Error == "" {
+		t.Fatalf("rows: %+v (sub1 has no binary and must be reported unavailable)", r.Rows)
+	}
+	if len(r.Cells) != 2*4 {
+		t.Fatalf("%d cells, want 8", len(r.Cells))
+	}
+	for _, cl := range r.Cells {
+		if len(cl.Runs) != 1 || len(cl.Errors) != 0 {
+			t.Fatalf("cell %s/%s: %d runs, errors %v", cl.Row, cl.Workload, len(cl.Runs), cl.Errors)
+		}
+		if cl.Median.RPS <= 0 || cl.Median.Errors != 0 {
+			t.Fatalf("cell %s/%s: median %+v", cl.Row, cl.Workload, cl.Median)
+		}
+		if cl.Runs[0].ServerProcs < 1 {
+			t.Fatalf("cell %s/%s: server tree not found", cl.Row, cl.Workload)
+		}
+	}
+	if len(r.Idle) != 2 {
+		t.Fatalf("idle: %+v", r.Idle)
+	}
+	for _, i := range r.Idle {
+		if i.Error != "" || i.Conns != 200 || i.RSSAfter == 0 {
+			t.Fatalf("idle: %+v", i)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, "table.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| raw gnet, 1 loop |", "| Go net, goroutine per conn |", "Memory per idle connection", "not measured", "Command: `test`"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("table.md lacks %q:\n%s", want, md)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "results.csv")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	line := "4242 (a (weird) name) S 17 4242 4242 0 -1 4194560 100 0 0 0 123 45 0 0 20 0 3 0 99 1000 50 18446744073709551615"
+	st, err := parseStat([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.pid != 4242 || st.ppid != 17 || st.utime != 123 || st.stime != 45 {
+		t.Fatalf("%+v", st)
+	}
+	if _, err := parseStat([]byte("12 (x) S 1")); err == nil {
+		t.Fatal("short stat accepted")
+	}
+}
+
+// TestUsageOfFindsChildren checks the tree walk counts a child process.
+func TestUsageOfFindsChildren(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "sleep 30 & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		u, err := usageOf([]int{cmd.Process.Pid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Procs == 2 && u.RSSBytes > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tree of sh: %+v, want 2 processes", u)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := usageOf([]int{1 << 30}); err == nil {
+		t.Fatal("usage of a missing process succeeded")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestParseBenchOutput(t *testing.T) {
+	out := "progress...\n{\"mode\":\"pingpong\",\"requests\":10,\"rps\":5,\"duration_s\":2,\"p99_us\":7,\"errors\":{\"read\":1},\"error_total\":1}\n"
+	r, err := parseBenchOutput([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 10 || r.P99us != 7 || r.Errors["read"] != 1 {
+		t.Fatalf("%+v", r)
+	}
+	if _, err := parseBenchOutput([]byte("no json here\n")); err == nil {
+		t.Fatal("garbage accepted")
+	}
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
