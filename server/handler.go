@@ -1,5 +1,7 @@
 package server
 
+import "github.com/subordinate/subordinate/frame"
+
 // Handler serves the connections a shard owns. Every method runs on the
 // shard's single event loop, one call at a time, so state kept per shard
 // (a map of rooms, a cache) needs no locks. A method must not block: use
@@ -50,16 +52,7 @@ func (BaseHandler) OnEOF(c *Conn) { _ = c.Close() }
 func (BaseHandler) OnClose(*Conn, error) {}
 
 // TLSInfo summarises the TLS session of a connection whose TLS was
-// terminated by Subordinate. It travels in the stream header, so a handler
-// sees it on forwarded connections too.
-type TLSInfo struct {
-	// Version is the negotiated TLS version (tls.VersionTLS12, ...).
-	Version uint16
-	// ServerName is the SNI the client sent, or "".
-	ServerName string
-	// ALPN is the negotiated application protocol, or "".
-	ALPN string
-	// PeerSubject is the subject of the verified client certificate in
-	// RFC 2253 form (pkix.Name.String), or "" when there was none.
-	PeerSubject string
-}
+// terminated by Subordinate: version, SNI, ALPN and the client
+// certificate's subject. It travels in the stream header (docs/PROTOCOL.md),
+// so a handler sees it on forwarded connections too.
+type TLSInfo = frame.TLSInfo

@@ -73,7 +73,5 @@ type shardListener struct {
 
 // newShardRuntime builds the runtime of this worker. It takes ownership of
 // the descriptors in info, and closes them if it fails.
-//
-// newBasicRuntime is the un-routed runtime; the routed shard runtime of
-// issue 4 replaces it here.
-var newShardRuntime func(info *shardInfo) (shardRuntime, error) = newBasicRuntime
+// It is set by route.go to the routed runtime; tests may replace it.
+var newShardRuntime func(info *shardInfo) (shardRuntime, error)

@@ -3,11 +3,9 @@ package main
 // Tests of the process model with the real binary: a master and its
 // worker processes on real sockets.
 //
-// They talk to the un-routed runtime (server/runtime_basic.go): after the
-// key line it replies "shard=<index> pid=<pid>" and echoes. The shard
-// index is parsed with shard=(\d+), which the routed runtime's chat join
-// line keeps; the echo round trips and pid=, which only the un-routed
-// runtime gives, are what to adapt when it is replaced.
+// Unless a test says otherwise the server runs the whoami handler: after
+// the key line it replies "shard=<owner> pid=<pid> via=<accepting shard>"
+// and echoes, so a test sees which process serves a connection.
 
 import (
 	"bufio"
@@ -66,6 +64,9 @@ func serve(t *testing.T, workers int, args ...string) *master {
 	if !contains(args, "--listen") {
 		all = append(all, "--listen", "tcp://127.0.0.1:0")
 	}
+	if !contains(args, "--handler") {
+		all = append(all, "--handler", "whoami")
+	}
 	all = append(all, args...)
 	p := proctest.Start(t, binary, nil, all...)
 	started := p.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Msg() == "master started" })
@@ -95,11 +96,13 @@ type client struct {
 	r     *bufio.Reader
 	shard int
 	pid   int // -1 if the reply does not name one
+	via   int // the accepting shard; -1 if the reply does not name one
 }
 
 var (
 	shardRE = regexp.MustCompile(`shard=(\d+)`)
 	pidRE   = regexp.MustCompile(`pid=(\d+)`)
+	viaRE   = regexp.MustCompile(`via=(\d+)`)
 )
 
 func dial(t *testing.T, network, addr, key string) *client {
@@ -122,10 +125,13 @@ func dial(t *testing.T, network, addr, key string) *client {
 	if m == nil {
 		t.Fatalf("reply %q names no shard", line)
 	}
-	cl := &client{Conn: c, r: r, pid: -1}
+	cl := &client{Conn: c, r: r, pid: -1, via: -1}
 	cl.shard, _ = strconv.Atoi(m[1])
 	if m := pidRE.FindStringSubmatch(line); m != nil {
 		cl.pid, _ = strconv.Atoi(m[1])
+	}
+	if m := viaRE.FindStringSubmatch(line); m != nil {
+		cl.via, _ = strconv.Atoi(m[1])
 	}
 	return cl
 }
@@ -143,7 +149,9 @@ func (c *client) echo(t *testing.T, msg string) {
 	}
 }
 
-// onEveryShard opens connections until it holds one on each shard.
+// onEveryShard opens connections until it holds one on each shard that
+// the shard's own worker accepted (not forwarded), so that each lives in
+// one worker process only.
 func (s *master) onEveryShard(t *testing.T) []*client {
 	t.Helper()
 	byShard := make([]*client, s.workers)
@@ -155,7 +163,7 @@ func (s *master) onEveryShard(t *testing.T) []*client {
 		if c.shard < 0 || c.shard >= s.workers {
 			t.Fatalf("shard %d out of range", c.shard)
 		}
-		if byShard[c.shard] == nil {
+		if byShard[c.shard] == nil && c.via == c.shard {
 			byShard[c.shard] = c
 			found++
 		} else {

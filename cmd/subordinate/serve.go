@@ -6,30 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
 
 	"github.com/subordinate/subordinate/server"
+	"github.com/subordinate/subordinate/server/builtin"
 )
 
 func init() {
 	register("serve", command{summary: "run the master and its workers", run: runServe})
 }
 
-// handlerFactories maps --handler names to handler factories.
-//
-// The process model runs, until the routed shard runtime lands, the
-// un-routed runtime (server/runtime_basic.go), which echoes by itself and
-// calls no handler: no factory here is called yet. The shard runtime
-// brings server/builtin, whose factories take these names.
-var handlerFactories = map[string]server.HandlerFactory{
-	"echo": func(*server.Shard) (server.Handler, error) {
-		return nil, errors.New("echo: the handler comes with the shard runtime (server/builtin)")
-	},
-}
-
 // defaultHandler is --handler's default.
-const defaultHandler = "echo"
+const defaultHandler = "chat"
 
 // listFlag is a repeatable string flag.
 type listFlag []string
@@ -45,7 +33,7 @@ func runServe(args []string, _, stderr io.Writer) int {
 	fs.Var(&listen, "listen", "address to accept on, tcp://HOST:PORT or unix:///path (repeatable; default "+server.DefaultListen+")")
 	workers := fs.Int("workers", def.Workers, "number of worker processes (shards)")
 	frame := fs.String("frame", def.Frame, "key framing: line or binary")
-	handler := fs.String("handler", defaultHandler, "handler: "+strings.Join(handlerNames(), ", "))
+	handler := fs.String("handler", defaultHandler, "handler: "+strings.Join(builtin.Names(), ", "))
 	secretFile := fs.String("secret-file", "", "file holding the direct-routing secret (default: a random one)")
 	drain := fs.Duration("drain-timeout", def.DrainTimeout, "how long connections may finish after SIGTERM/SIGINT")
 	preamble := fs.Duration("preamble-timeout", def.PreambleTimeout, "how long a client has to send its key")
@@ -76,9 +64,9 @@ func runServe(args []string, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "subordinate serve: %v\n", err)
 		return 2
 	}
-	factory, ok := handlerFactories[*handler]
-	if !ok {
-		fmt.Fprintf(stderr, "subordinate serve: unknown handler %q (have: %s)\n", *handler, strings.Join(handlerNames(), ", "))
+	factory, err := builtin.Lookup(*handler)
+	if err != nil {
+		fmt.Fprintf(stderr, "subordinate serve: %v\n", err)
 		return 2
 	}
 
@@ -103,15 +91,6 @@ func runServe(args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func handlerNames() []string {
-	var names []string
-	for n := range handlerFactories {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

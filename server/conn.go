@@ -1,0 +1,233 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Errors a Conn reports, to its writer or to Handler.OnClose.
+var (
+	// ErrConnClosed is returned by writes to a connection that is closed
+	// or closing.
+	ErrConnClosed = errors.New("server: connection closed")
+	// ErrSlowReader closes a connection whose client does not read what
+	// the handler writes: more than Config.ConnBufferLimit bytes waited
+	// to be sent.
+	ErrSlowReader = errors.New("server: client too slow: write buffer limit reached")
+	// ErrInputLimit closes a connection whose handler left more than
+	// Config.ConnBufferLimit bytes unconsumed.
+	ErrInputLimit = errors.New("server: read buffer limit reached")
+)
+
+// Conn is a client connection as its Handler sees it, on the shard that
+// owns its key. A Conn accepted by this worker and one forwarded by
+// another behave alike; Forwarded tells them apart.
+//
+// Conn's methods must be called on the shard's event loop (from Handler
+// methods, or functions queued with Shard.Run). Slices returned by Peek
+// and Next are valid until the handler returns or consumes more.
+type Conn struct {
+	rt     *routed
+	key    []byte
+	direct bool
+	fwd    bool
+	via    int // the shard whose worker accepted the connection
+	remote net.Addr
+	local  net.Addr
+	tls    *TLSInfo
+	ctx    any
+
+	gc gnet.Conn // local backend; nil once detached or for a stream
+	st *stream   // stream backend: forwarded, TLS, or detached at EOF
+
+	closing  bool  // Close was called: no more handler input
+	closed   bool  // OnClose has run
+	eof      bool  // the client shut down its write side
+	abortErr error // why the runtime closed a local connection
+}
+
+// Key returns the connection's key (nil for a direct connection). The
+// slice belongs to the Conn: do not modify it.
+func (c *Conn) Key() []byte { return c.key }
+
+// Shard returns the shard serving the connection.
+func (c *Conn) Shard() *Shard { return c.rt.shard }
+
+// Direct reports whether the client named this shard with a direct
+// preamble instead of a key.
+func (c *Conn) Direct() bool { return c.direct }
+
+// Forwarded reports whether another worker accepted the connection and
+// forwards its bytes over the mesh.
+func (c *Conn) Forwarded() bool { return c.fwd }
+
+// AcceptedBy returns the index of the shard whose worker accepted the
+// connection: Shard().Index() unless the connection was forwarded.
+func (c *Conn) AcceptedBy() int { return c.via }
+
+// RemoteAddr returns the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// LocalAddr returns the address the client connected to (on the worker
+// that accepted it).
+func (c *Conn) LocalAddr() net.Addr {
+	if c.local == nil && c.gc != nil {
+		if a, err := c.rt.eng.LocalAddr(c.gc); err == nil {
+			c.local = a
+		}
+	}
+	return c.local
+}
+
+// TLS returns the summary of the connection's TLS session, or nil when
+// the client connected without TLS.
+func (c *Conn) TLS() *TLSInfo { return c.tls }
+
+// Context returns the value set with SetContext.
+func (c *Conn) Context() any { return c.ctx }
+
+// SetContext attaches a value of the handler's to the connection.
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
+// Buffered returns the number of bytes read and not yet consumed.
+func (c *Conn) Buffered() int {
+	switch {
+	case c.gc != nil:
+		return c.gc.InboundBuffered()
+	case c.st != nil:
+		return c.st.buffered()
+	}
+	return 0
+}
+
+// Peek returns the next n buffered bytes without consuming them, or all
+// of them when n <= 0. It returns io.ErrShortBuffer when fewer than n are
+// buffered.
+func (c *Conn) Peek(n int) ([]byte, error) {
+	switch {
+	case c.gc != nil:
+		return c.gc.Peek(n)
+	case c.st != nil:
+		return c.st.peek(n)
+	}
+	return nil, peekEmpty(n)
+}
+
+// Next returns the next n buffered bytes and consumes them, or all of
+// them when n <= 0. It returns io.ErrShortBuffer when fewer than n are
+// buffered, and consumes nothing then.
+func (c *Conn) Next(n int) ([]byte, error) {
+	switch {
+	case c.gc != nil:
+		return c.gc.Next(n)
+	case c.st != nil:
+		b, err := c.st.peek(n)
+		if err == nil {
+			c.st.discard(len(b))
+		}
+		return b, err
+	}
+	return nil, peekEmpty(n)
+}
+
+// Discard consumes up to n buffered bytes and returns how many it
+// consumed. n <= 0 consumes nothing.
+func (c *Conn) Discard(n int) (int, error) {
+	if n <= 0 {
+		return 0, nil // gnet would discard everything
+	}
+	switch {
+	case c.gc != nil:
+		return c.gc.Discard(n)
+	case c.st != nil:
+		return c.st.discard(n), nil
+	}
+	return 0, nil
+}
+
+func peekEmpty(n int) error {
+	if n > 0 {
+		return io.ErrShortBuffer
+	}
+	return nil
+}
+
+// Write queues p to be sent to the client and returns at once; p may be
+// reused when Write returns. Past Config.ConnBufferLimit bytes waiting to
+// be sent the client is too slow: the connection is closed with
+// ErrSlowReader.
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.closing || c.closed {
+		return 0, ErrConnClosed
+	}
+	switch {
+	case c.gc != nil:
+		n, err := c.gc.Write(p)
+		if err != nil {
+			return n, err
+		}
+		if c.gc.OutboundBuffered() > c.rt.limit {
+			c.abort(ErrSlowReader)
+			return n, ErrSlowReader
+		}
+		return n, nil
+	case c.st != nil:
+		return c.st.write(p)
+	}
+	return 0, ErrConnClosed
+}
+
+// CloseWrite shuts down the sending side once what was written is sent
+// (TCP half-close); the client reads EOF. The connection stays open for
+// reading until Close.
+func (c *Conn) CloseWrite() error {
+	if c.closing || c.closed {
+		return ErrConnClosed
+	}
+	switch {
+	case c.gc != nil:
+		return c.localCloseWrite()
+	case c.st != nil:
+		c.st.closeWrite()
+		return nil
+	}
+	return ErrConnClosed
+}
+
+// Close closes the connection once what was written is sent. OnClose
+// follows, with a nil error.
+func (c *Conn) Close() error {
+	if c.closing || c.closed {
+		return nil
+	}
+	c.closing = true
+	switch {
+	case c.gc != nil:
+		return c.gc.Close()
+	case c.st != nil:
+		c.st.close()
+		c.rt.queueClosed(c, nil)
+	}
+	return nil
+}
+
+// abort closes the connection at once, dropping what was not sent, and
+// tells the handler why.
+func (c *Conn) abort(err error) {
+	if c.closing || c.closed {
+		return
+	}
+	c.closing = true
+	c.rt.log.Info("closing a connection", "remote", c.remote, "key", printable(c.key), "err", err)
+	switch {
+	case c.gc != nil:
+		c.abortErr = err
+		_ = c.gc.Close()
+	case c.st != nil:
+		c.st.abort()
+		c.rt.queueClosed(c, err)
+	}
+}

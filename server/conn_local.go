@@ -1,0 +1,26 @@
+package server
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// closeWriteRetry is how often a local CloseWrite looks again whether
+// gnet has sent what was written (gnet has no "drained" event).
+const closeWriteRetry = 2 * time.Millisecond
+
+// localCloseWrite shuts down the write side of a gnet connection once its
+// outbound buffer is empty.
+func (c *Conn) localCloseWrite() error {
+	gc := c.gc
+	if gc.OutboundBuffered() == 0 {
+		return unix.Shutdown(gc.Fd(), unix.SHUT_WR)
+	}
+	c.rt.shard.AfterFunc(closeWriteRetry, func() {
+		if c.gc == gc && !c.closing && !c.closed {
+			_ = c.localCloseWrite()
+		}
+	})
+	return nil
+}

@@ -1,0 +1,256 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// Sizes of the stream backend.
+const (
+	// streamChunk is the most a stream reader reads at once.
+	streamChunk = 16 << 10
+	// streamCredit is how many unconsumed bytes a stream Conn may hold
+	// before its reader stops reading: the smux window (or the TCP
+	// window) then pushes back on the sender.
+	streamCredit = 64 << 10
+)
+
+// stream is the backend of a Conn whose bytes come from a net.Conn that
+// Go's runtime poller drives: a smux stream from the accepting worker, a
+// TLS connection, or a local socket taken off gnet after the client's
+// EOF. A reader goroutine reads a chunk, hands it to the loop and waits
+// until the handler has consumed enough before it reads more (real
+// backpressure, unlike gnet); a writer goroutine, started when there is
+// something to send, drains the bounded outbound buffer.
+type stream struct {
+	c  *Conn
+	nc net.Conn
+
+	// Loop only.
+	in      []byte
+	head    int
+	started bool // the reader goroutine runs
+	waiting bool // the reader waits for credit
+	ack     chan struct{}
+	done    chan struct{} // closed when the Conn is finished
+
+	mu      sync.Mutex
+	out     []byte
+	spare   []byte
+	writing bool
+	finish  finishKind
+	failed  bool
+}
+
+type finishKind uint8
+
+const (
+	finishNone finishKind = iota
+	finishCloseWrite
+	finishClose
+)
+
+func newStream(c *Conn, nc net.Conn) *stream {
+	return &stream{c: c, nc: nc, ack: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// buffered, peek and discard serve the Conn's read methods, on the loop.
+func (s *stream) buffered() int { return len(s.in) - s.head }
+
+func (s *stream) peek(n int) ([]byte, error) {
+	b := s.in[s.head:]
+	if n > len(b) {
+		return nil, io.ErrShortBuffer
+	}
+	if n > 0 {
+		b = b[:n]
+	}
+	return b, nil
+}
+
+func (s *stream) discard(n int) int {
+	if n > s.buffered() {
+		n = s.buffered()
+	}
+	s.head += n
+	if s.head == len(s.in) {
+		s.in, s.head = s.in[:0], 0
+	}
+	if s.waiting && s.buffered() < streamCredit {
+		s.waiting = false
+		s.resume()
+	}
+	return n
+}
+
+// deliver appends bytes read from the stream and gives them to the
+// handler, on the loop.
+func (s *stream) deliver(p []byte) {
+	c := s.c
+	if c.closing || c.closed {
+		return
+	}
+	if s.head > 0 && s.head >= len(s.in)/2 {
+		s.in = append(s.in[:0], s.in[s.head:]...)
+		s.head = 0
+	}
+	s.in = append(s.in, p...)
+	c.rt.handler.OnData(c)
+	if c.closing || c.closed {
+		return
+	}
+	if s.buffered() < streamCredit {
+		s.resume()
+	} else {
+		s.waiting = true
+	}
+}
+
+// resume lets the reader read more (starting it the first time).
+func (s *stream) resume() {
+	if !s.started {
+		s.started = true
+		go s.readLoop()
+		return
+	}
+	select {
+	case s.ack <- struct{}{}:
+	default:
+	}
+}
+
+// readLoop reads the stream until it ends or the Conn is finished.
+func (s *stream) readLoop() {
+	buf := make([]byte, streamChunk)
+	for {
+		n, err := s.nc.Read(buf)
+		if n > 0 {
+			p := buf[:n]
+			if s.c.rt.shard.Run(func() { s.deliver(p) }) != nil {
+				return
+			}
+			select {
+			case <-s.ack:
+			case <-s.done:
+				return
+			}
+		}
+		if err != nil {
+			_ = s.c.rt.shard.Run(func() { s.readEnd(err) })
+			return
+		}
+	}
+}
+
+// readEnd handles the end of the client's bytes, on the loop.
+func (s *stream) readEnd(err error) {
+	c := s.c
+	if c.closing || c.closed {
+		return
+	}
+	if errors.Is(err, io.EOF) {
+		c.eof = true
+		c.rt.handler.OnEOF(c)
+		return
+	}
+	c.abort(err)
+}
+
+// write queues p for the writer goroutine.
+func (s *stream) write(p []byte) (int, error) {
+	s.mu.Lock()
+	if s.finish != finishNone || s.failed {
+		s.mu.Unlock()
+		return 0, ErrConnClosed
+	}
+	if len(s.out)+len(p) > s.c.rt.limit {
+		s.mu.Unlock()
+		s.c.abort(ErrSlowReader)
+		return 0, ErrSlowReader
+	}
+	s.out = append(s.out, p...)
+	if !s.writing {
+		s.writing = true
+		go s.writeLoop()
+	}
+	s.mu.Unlock()
+	return len(p), nil
+}
+
+// writeLoop sends what is queued, then carries out a pending CloseWrite
+// or Close, and exits.
+func (s *stream) writeLoop() {
+	for {
+		s.mu.Lock()
+		if len(s.out) == 0 {
+			s.writing = false
+			f := s.finish
+			s.mu.Unlock()
+			s.finishNow(f)
+			return
+		}
+		b := s.out
+		s.out, s.spare = s.spare[:0], nil
+		s.mu.Unlock()
+
+		_ = s.nc.SetWriteDeadline(time.Now().Add(s.c.rt.writeTimeout))
+		_, err := s.nc.Write(b)
+
+		s.mu.Lock()
+		s.spare = b[:0]
+		if err != nil {
+			s.failed, s.writing, s.out = true, false, nil
+			s.mu.Unlock()
+			_ = s.nc.Close()
+			_ = s.c.rt.shard.Run(func() { s.c.abort(err) })
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *stream) finishNow(f finishKind) {
+	switch f {
+	case finishCloseWrite:
+		if cw, ok := s.nc.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+	case finishClose:
+		_ = s.nc.Close()
+	}
+}
+
+// closeWrite half-closes once the queue is sent.
+func (s *stream) closeWrite() { s.setFinish(finishCloseWrite) }
+
+// close closes once the queue is sent.
+func (s *stream) close() {
+	s.setFinish(finishClose)
+	close(s.done)
+}
+
+func (s *stream) setFinish(f finishKind) {
+	s.mu.Lock()
+	if s.finish == finishClose {
+		s.mu.Unlock()
+		return
+	}
+	s.finish = f
+	idle := !s.writing
+	s.mu.Unlock()
+	if idle {
+		s.finishNow(f)
+	}
+}
+
+// abort closes at once, dropping what was not sent.
+func (s *stream) abort() {
+	s.mu.Lock()
+	s.out, s.finish = nil, finishClose
+	s.mu.Unlock()
+	_ = s.nc.Close()
+	close(s.done)
+}
