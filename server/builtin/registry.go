@@ -9,8 +9,8 @@ import (
 )
 
 var factories = map[string]server.HandlerFactory{
-	"echo": Echo,
-	"chat": Chat,
+	"echo":   Echo,
+	"chat":   Chat,
 	"whoami": WhoAmI,
 }
 
