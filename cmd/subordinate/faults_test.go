@@ -118,7 +118,8 @@ func TestOwnerKilled(t *testing.T) {
 }
 
 // TestOwnerWaitExpires: with a tiny --owner-wait, a connection for a
-// shard that is down gets "-ERR shard N unavailable" and a close, and
+// shard that is down gets "-ERR shard N unavailable" and a close (or,
+// caught by the dying worker itself, just a close), never a hang, and
 // later ones are served once the shard is back.
 func TestOwnerWaitExpires(t *testing.T) {
 	t.Parallel()
@@ -133,7 +134,7 @@ func TestOwnerWaitExpires(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	refused, served := 0, 0
+	refused, served, lost := 0, 0, 0
 	for i := 0; i < 200 && served < 5; i++ {
 		conn, err := net.DialTimeout("tcp", s.addr, soon)
 		if err != nil {
@@ -144,8 +145,12 @@ func TestOwnerWaitExpires(t *testing.T) {
 		line, err := bufio.NewReader(conn).ReadString('\n')
 		conn.Close()
 		switch {
-		case err != nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			t.Fatalf("no reply: %v", err)
+		case err != nil:
+			// Accepted by the dying worker, or forwarded in the instant
+			// its link was going down: closed, not left hanging.
+			lost++
 		case strings.HasPrefix(line, "-ERR "):
 			if !strings.Contains(line, "unavailable") {
 				t.Fatalf("refusal %q", line)
@@ -160,7 +165,7 @@ func TestOwnerWaitExpires(t *testing.T) {
 	if served == 0 {
 		t.Fatalf("the restarted shard served nothing (%d refused)", refused)
 	}
-	t.Logf("%d refused while the owner was down, %d served", refused, served)
+	t.Logf("%d refused while the owner was down, %d closed as it died, %d served", refused, lost, served)
 	s.stop(t)
 }
 
