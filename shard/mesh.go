@@ -76,7 +76,8 @@ func (s *session) close() {
 }
 
 // NewMesh returns the mesh of worker self among count workers. cfg is
-// validated; logger may be nil (slog.Default). handler receives the
+// validated; logger may be nil (slog.Default) and should name the shard
+// (a worker's logger does). handler receives the
 // streams peers open; it may be nil and set later with Handle (streams
 // that arrive with no handler are closed).
 func NewMesh(self, count int, cfg MeshConfig, handler StreamHandler, logger *slog.Logger) (*Mesh, error) {
@@ -94,7 +95,7 @@ func NewMesh(self, count int, cfg MeshConfig, handler StreamHandler, logger *slo
 		count:   count,
 		cfg:     cfg,
 		smuxCfg: cfg.smuxConfig(),
-		log:     logger.With("shard", self),
+		log:     logger,
 		peers:   make([]peerState, count),
 		closing: make(chan struct{}),
 	}
