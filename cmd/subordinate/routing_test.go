@@ -141,6 +141,14 @@ func TestChatAcrossWorkers(t *testing.T) {
 func TestEchoManyConnections(t *testing.T) {
 	t.Parallel()
 	s := serve(t, 3, "--handler", "echo", "--frame", "binary")
+	var pids []int
+	for i := 0; i < 3; i++ {
+		pids = append(pids, workerPid(t, s.Proc, i, 1))
+	}
+	fdsBefore := map[int]int{}
+	for _, pid := range pids {
+		fdsBefore[pid] = openFDs(pid)
+	}
 	const conns, perConn = 2000, 3
 	sem := make(chan struct{}, 64)
 	errs := make(chan error, conns)
@@ -159,6 +167,20 @@ func TestEchoManyConnections(t *testing.T) {
 	for err := range errs {
 		if err != nil {
 			t.Fatal(err)
+		}
+	}
+	// Every descriptor the connections took is given back (the relays'
+	// duplicated sockets included), in each worker.
+	for _, pid := range pids {
+		if fdsBefore[pid] < 0 {
+			break // no /proc
+		}
+		deadline := time.Now().Add(soon)
+		for openFDs(pid) > fdsBefore[pid] {
+			if time.Now().After(deadline) {
+				t.Fatalf("worker %d has %d descriptors open after the load, %d before", pid, openFDs(pid), fdsBefore[pid])
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	s.stop(t)
