@@ -52,7 +52,7 @@ func TestTLS(t *testing.T) {
 		})
 	}
 	t.Run("untrusted", func(t *testing.T) {
-		res := runOK(t, Config{Addr: srv.addr(), Conns: 1, Duration: 100 * time.Millisecond, TLS: &tls.Config{}})
+		res := runOK(t, Config{Addr: srv.addr(), Conns: 1, Duration: 2 * time.Second, TLS: &tls.Config{}})
 		if res.Requests != 0 || res.Errors[KindTLS] == 0 {
 			t.Errorf("requests %d, errors %v: want tls errors", res.Requests, res.Errors)
 		}
