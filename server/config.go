@@ -103,6 +103,10 @@ type Config struct {
 	RestartBackoff    time.Duration `json:"restart_backoff"`
 	MaxRestartBackoff time.Duration `json:"max_restart_backoff"`
 
+	// TLS configures the tls:// listeners: certificates, client
+	// certificate verification, ALPN. See TLSConfig.
+	TLS TLSConfig `json:"tls"`
+
 	// Logger receives the logs of the process (master or worker), which
 	// add "pid" and, in a worker, "shard". Default: slog.Default().
 	Logger *slog.Logger `json:"-"`
@@ -134,11 +138,13 @@ func (c *Config) Validate() error {
 		return bad("no listen address")
 	}
 	seen := map[string]bool{}
+	anyTLS := false
 	for _, l := range c.Listen {
 		a, err := ParseListenURL(l)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
+		anyTLS = anyTLS || a.TLS
 		if seen[a.String()] {
 			return bad("listen address %s given twice", l)
 		}
@@ -168,6 +174,11 @@ func (c *Config) Validate() error {
 	case c.MaxRestartBackoff < c.RestartBackoff:
 		return bad("max restart backoff %v: want >= restart backoff %v", c.MaxRestartBackoff, c.RestartBackoff)
 	}
+	if anyTLS || len(c.TLS.Certs) > 0 {
+		if _, err := c.TLS.Build(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
 	return nil
 }
 
@@ -177,20 +188,29 @@ type ListenAddr struct {
 	Network string
 	// Address is "HOST:PORT" or a path.
 	Address string
+	// TLS is set for "tls://HOST:PORT": TCP, with TLS terminated by the
+	// worker that accepts (Config.TLS).
+	TLS bool
 }
 
-func (a ListenAddr) String() string { return a.Network + "://" + a.Address }
+func (a ListenAddr) String() string {
+	if a.TLS {
+		return "tls://" + a.Address
+	}
+	return a.Network + "://" + a.Address
+}
 
-// ParseListenURL parses "tcp://HOST:PORT" or "unix:///path".
+// ParseListenURL parses "tcp://HOST:PORT", "tls://HOST:PORT" or
+// "unix:///path".
 func ParseListenURL(s string) (ListenAddr, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return ListenAddr{}, fmt.Errorf("listen address %q: %w", s, err)
 	}
 	switch u.Scheme {
-	case "tcp":
+	case "tcp", "tls":
 		if u.Path != "" || u.RawQuery != "" || u.User != nil || u.Host == "" {
-			return ListenAddr{}, fmt.Errorf("listen address %q: want tcp://HOST:PORT", s)
+			return ListenAddr{}, fmt.Errorf("listen address %q: want %s://HOST:PORT", s, u.Scheme)
 		}
 		host, port, err := net.SplitHostPort(u.Host)
 		if err != nil {
@@ -199,14 +219,14 @@ func ParseListenURL(s string) (ListenAddr, error) {
 		if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && port != "0") {
 			return ListenAddr{}, fmt.Errorf("listen address %q: bad port %q", s, port)
 		}
-		return ListenAddr{Network: "tcp", Address: net.JoinHostPort(host, port)}, nil
+		return ListenAddr{Network: "tcp", Address: net.JoinHostPort(host, port), TLS: u.Scheme == "tls"}, nil
 	case "unix":
 		if u.Host != "" || u.Path == "" || u.RawQuery != "" {
 			return ListenAddr{}, fmt.Errorf("listen address %q: want unix:///absolute/path", s)
 		}
 		return ListenAddr{Network: "unix", Address: u.Path}, nil
 	case "":
-		return ListenAddr{}, fmt.Errorf("listen address %q: want tcp://HOST:PORT or unix:///path", s)
+		return ListenAddr{}, fmt.Errorf("listen address %q: want tcp://HOST:PORT, tls://HOST:PORT or unix:///path", s)
 	}
-	return ListenAddr{}, fmt.Errorf("listen address %q: unsupported scheme %q (want tcp or unix)", s, u.Scheme)
+	return ListenAddr{}, fmt.Errorf("listen address %q: unsupported scheme %q (want tcp, tls or unix)", s, u.Scheme)
 }

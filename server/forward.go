@@ -40,13 +40,24 @@ func (r *routed) relay(fd int, key []byte, direct bool, owner int, early []byte)
 			_ = r.shard.Run(r.maybeDrained)
 		}
 	}()
-	f := os.NewFile(uintptr(fd), "client")
-	client, err := net.FileConn(f)
-	f.Close()
+	client, err := fileConn(fd)
 	if err != nil {
 		r.log.Error("cannot forward a connection", "err", err)
 		return
 	}
+	r.forwardConn(client, key, direct, owner, early, nil)
+}
+
+// fileConn turns a descriptor the runtime owns into a net.Conn.
+func fileConn(fd int) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), "client")
+	defer f.Close()
+	return net.FileConn(f)
+}
+
+// forwardConn opens a stream to owner, sends the stream header and relays
+// client to it until both sides are done.
+func (r *routed) forwardConn(client net.Conn, key []byte, direct bool, owner int, early []byte, tlsi *TLSInfo) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.info.Config.OwnerWait)
 	st, err := r.mesh.Open(ctx, owner)
 	cancel()
@@ -61,6 +72,7 @@ func (r *routed) relay(fd int, key []byte, direct bool, owner int, early []byte)
 		Key:    key,
 		Client: addrOf(client.RemoteAddr()),
 		Local:  addrOf(client.LocalAddr()),
+		TLS:    tlsi,
 	}
 	rest := early
 	if len(rest) > frame.DefaultMaxEarly {

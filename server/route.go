@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -46,8 +47,10 @@ type routed struct {
 	writeTimeout time.Duration
 	pool         sync.Pool // *pconn
 
+	tlsConfig  *tls.Config // nil without tls:// listeners
+	tlsLn      []bool      // by listener index: terminate TLS
 	bootErr    error
-	forwarding atomic.Int64 // relays running (any goroutine)
+	forwarding atomic.Int64 // connections served off the loop: relays, TLS
 	stopped    chan struct{}
 	stopOnce   sync.Once
 
@@ -90,6 +93,16 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 			gl.Addr = ta
 		}
 		lns = append(lns, gl)
+	}
+	for _, l := range info.Listeners {
+		a, err := ParseListenURL(l.URL)
+		r.tlsLn = append(r.tlsLn, err == nil && a.TLS)
+		if err == nil && a.TLS && r.tlsConfig == nil {
+			if r.tlsConfig, err = info.Config.TLS.Build(); err != nil {
+				closeShardFiles(info)
+				return nil, err
+			}
+		}
 	}
 	r.eng = gnetx.New(gnetx.Config{Listeners: lns, Logger: info.Logger})
 	r.shard = &Shard{index: info.Index, count: info.Count, log: info.Logger, eng: r.eng, running: make(chan struct{})}
@@ -204,6 +217,9 @@ func (r *routed) OnTick() (time.Duration, gnet.Action) { return time.Hour, gnet.
 func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if r.refuse {
 		return frame.AppendError(nil, "server is draining"), gnet.Close
+	}
+	if r.tlsConfig != nil && r.isTLS(gc) {
+		return r.acceptTLS(gc)
 	}
 	pc := r.pool.Get().(*pconn)
 	if err := pc.dec.Init(r.enc, r.info.Config.MaxKey); err != nil {

@@ -30,7 +30,7 @@ func runServe(args []string, _, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var listen listFlag
-	fs.Var(&listen, "listen", "address to accept on, tcp://HOST:PORT or unix:///path (repeatable; default "+server.DefaultListen+")")
+	fs.Var(&listen, "listen", "address to accept on, tcp://HOST:PORT, tls://HOST:PORT or unix:///path (repeatable; default "+server.DefaultListen+")")
 	workers := fs.Int("workers", def.Workers, "number of worker processes (shards)")
 	frame := fs.String("frame", def.Frame, "key framing: line or binary")
 	handler := fs.String("handler", defaultHandler, "handler: "+strings.Join(builtin.Names(), ", "))
@@ -39,6 +39,12 @@ func runServe(args []string, _, stderr io.Writer) int {
 	preamble := fs.Duration("preamble-timeout", def.PreambleTimeout, "how long a client has to send its key")
 	ownerWait := fs.Duration("owner-wait", def.OwnerWait, "how long a connection waits for a restarting owner")
 	maxKey := fs.Int("max-key", def.MaxKey, "longest key, in bytes")
+	var certs, keys listFlag
+	fs.Var(&certs, "cert", "PEM certificate chain for tls:// listeners (repeatable, paired in order with --key; chosen by SNI)")
+	fs.Var(&keys, "key", "PEM private key of the --cert at the same position (repeatable)")
+	clientCA := fs.String("client-ca", "", "PEM CA file: require and verify client certificates (mutual TLS)")
+	alpn := fs.String("alpn", "", "comma-separated ALPN protocols to offer, in order of preference")
+	tlsMin := fs.String("tls-min-version", "1.2", "oldest TLS version accepted: 1.2 or 1.3")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -81,6 +87,18 @@ func runServe(args []string, _, stderr io.Writer) int {
 	cfg.PreambleTimeout = *preamble
 	cfg.OwnerWait = *ownerWait
 	cfg.MaxKey = *maxKey
+	if len(certs) != len(keys) {
+		fmt.Fprintf(stderr, "subordinate serve: %d --cert but %d --key: give them in pairs\n", len(certs), len(keys))
+		return 2
+	}
+	for i := range certs {
+		cfg.TLS.Certs = append(cfg.TLS.Certs, server.CertFile{Cert: certs[i], Key: keys[i]})
+	}
+	cfg.TLS.ClientCA = *clientCA
+	if *alpn != "" {
+		cfg.TLS.ALPN = strings.Split(*alpn, ",")
+	}
+	cfg.TLS.MinVersion = *tlsMin
 	cfg.Logger = logger
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "subordinate serve: %v\n", err)

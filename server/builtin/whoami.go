@@ -1,6 +1,7 @@
 package builtin
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 
@@ -13,7 +14,8 @@ import (
 //	shard=<owner> pid=<worker pid> via=<accepting shard> key="<key>"
 //
 // and then echoes like Echo. A direct connection has key="" and says
-// direct=true.
+// direct=true; a TLS connection adds tls=<version> sni="<name>"
+// alpn="<protocol>" peer="<client certificate subject>".
 func WhoAmI(*server.Shard) (server.Handler, error) { return whoami{}, nil }
 
 type whoami struct{ echo }
@@ -23,6 +25,10 @@ func (whoami) OnOpen(c *server.Conn) {
 	if c.Direct() {
 		direct = " direct=true"
 	}
-	_, _ = fmt.Fprintf(c, "shard=%d pid=%d via=%d key=%q%s\n",
-		c.Shard().Index(), os.Getpid(), c.AcceptedBy(), c.Key(), direct)
+	tlsInfo := ""
+	if t := c.TLS(); t != nil {
+		tlsInfo = fmt.Sprintf(" tls=%s sni=%q alpn=%q peer=%q", tls.VersionName(t.Version), t.ServerName, t.ALPN, t.PeerSubject)
+	}
+	_, _ = fmt.Fprintf(c, "shard=%d pid=%d via=%d key=%q%s%s\n",
+		c.Shard().Index(), os.Getpid(), c.AcceptedBy(), c.Key(), direct, tlsInfo)
 }
