@@ -43,6 +43,8 @@ type Conn struct {
 	gc gnet.Conn // local backend; nil once detached or for a stream
 	st *stream   // stream backend: forwarded, TLS, or detached at EOF
 
+	opening  bool  // in OnOpen: Hijack is allowed
+	hijacked bool  // taken off the loop by Hijack
 	closing  bool  // Close was called: no more handler input
 	closed   bool  // OnClose has run
 	eof      bool  // the client shut down its write side

@@ -153,13 +153,18 @@ func (r *routed) openStream(c *Conn, early []byte) {
 		return
 	}
 	r.active++
+	if len(early) > 0 {
+		c.st.in = append(c.st.in, early...) // Hijack takes them
+	}
+	c.opening = true
 	r.handler.OnOpen(c)
+	c.opening = false
+	if c.hijacked {
+		r.active--
+		return
+	}
 	if c.closing {
 		return
 	}
-	if len(early) > 0 {
-		c.st.deliver(early)
-		return
-	}
-	c.st.resume()
+	c.st.dataReady()
 }

@@ -281,7 +281,13 @@ func (r *routed) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	c := &Conn{rt: r, key: key, direct: p.Direct, via: r.info.Index, remote: gc.RemoteAddr(), gc: gc}
 	pc.conn = c
+	c.opening = true
 	r.handler.OnOpen(c)
+	c.opening = false
+	if c.hijacked {
+		pc.conn, pc.detached = nil, true
+		return gnet.Close // the hijacker's duplicate keeps the socket
+	}
 	if c.closing || gc.InboundBuffered() == 0 {
 		return gnet.None
 	}

@@ -98,9 +98,18 @@ func (s *stream) deliver(p []byte) {
 		s.head = 0
 	}
 	s.in = append(s.in, p...)
-	c.rt.handler.OnData(c)
-	if c.closing || c.closed {
-		return
+	s.dataReady()
+}
+
+// dataReady gives what is buffered to the handler, then lets the reader
+// read more if the handler consumed enough.
+func (s *stream) dataReady() {
+	c := s.c
+	if s.buffered() > 0 {
+		c.rt.handler.OnData(c)
+		if c.closing || c.closed {
+			return
+		}
 	}
 	if s.buffered() < streamCredit {
 		s.resume()

@@ -45,6 +45,8 @@ func runServe(args []string, _, stderr io.Writer) int {
 	clientCA := fs.String("client-ca", "", "PEM CA file: require and verify client certificates (mutual TLS)")
 	alpn := fs.String("alpn", "", "comma-separated ALPN protocols to offer, in order of preference")
 	tlsMin := fs.String("tls-min-version", "1.2", "oldest TLS version accepted: 1.2 or 1.3")
+	upstream := fs.String("upstream", "", "proxy handler: each shard's upstream, e.g. tcp://127.0.0.1:{9000+shard} or unix:///run/app/{shard}.sock")
+	upstreamPP := fs.Bool("upstream-proxy-protocol", false, "proxy handler: start each upstream connection with a PROXY protocol v2 header")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -70,7 +72,15 @@ func runServe(args []string, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "subordinate serve: %v\n", err)
 		return 2
 	}
-	factory, err := builtin.Lookup(*handler)
+	var factory server.HandlerFactory
+	if *handler == "proxy" {
+		factory, err = builtin.Proxy(builtin.ProxyConfig{Upstream: *upstream, ProxyProtocol: *upstreamPP})
+	} else {
+		factory, err = builtin.Lookup(*handler)
+		if err == nil && *upstream != "" {
+			err = fmt.Errorf("--upstream is for --handler proxy")
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "subordinate serve: %v\n", err)
 		return 2
