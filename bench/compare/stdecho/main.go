@@ -17,6 +17,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"log/slog"
@@ -29,6 +30,8 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:7001", "listen address `host:port`")
 	maxKey := flag.Int("maxkey", 1024, "longest accepted key in bytes")
 	keyLog := flag.String("keylog", "", "append the key of each connection to `file`")
+	tlsCert := flag.String("tls-cert", "", "serve TLS with this PEM certificate `file` (with -tls-key): a plain Go crypto/tls server")
+	tlsKey := flag.String("tls-key", "", "PEM private key `file` of -tls-cert")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -45,6 +48,14 @@ func main() {
 	if err != nil {
 		log.Error("stdecho: listen", "err", err)
 		os.Exit(1)
+	}
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			log.Error("stdecho: TLS certificate", "err", err)
+			os.Exit(1)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	log.Info("stdecho: listening", "addr", ln.Addr().String())
 	for {
