@@ -1,9 +1,3 @@
-//go:build ignore
-
-// This file waits for server.Serve (issue "process"/"runtime"); it is
-// written against server.Serve(cfg server.Config, factory
-// server.HandlerFactory) error and server.IsWorker() bool.
-
 package harness
 
 import (
@@ -22,7 +16,7 @@ import (
 func Main(m *testing.M, factory server.HandlerFactory) {
 	mainWith(m, server.IsWorker, func(c childConfig) error {
 		cfg := server.DefaultConfig()
-		cfg.Addr = c.Addr
+		cfg.Listen = []string{"tcp://" + c.Addr}
 		cfg.Workers = c.Workers
 		return server.Serve(cfg, factory)
 	})
