@@ -41,13 +41,18 @@ const (
 	FrameLine Frame = iota
 	// FrameBinary sends the key with a binary length prefix.
 	FrameBinary
-	// FrameDirect addresses a shard by index, proven with the secret.
+	// FrameDirect addresses a shard by index, proven with the secret, in
+	// the line encoding ("!<shard> <token>\n").
 	FrameDirect
+	// FrameDirectBinary is FrameDirect in the binary encoding, for a
+	// server with --frame binary.
+	FrameDirectBinary
 )
 
-var frameNames = []string{"line", "binary", "direct"}
+var frameNames = []string{"line", "binary", "direct", "direct-binary"}
 
-// String returns the name used on the command line: line, binary or direct.
+// String returns the name used on the command line: line, binary, direct
+// or direct-binary.
 func (f Frame) String() string { return enumName(frameNames, int(f)) }
 
 // ParseFrame parses a Frame name.
@@ -269,7 +274,7 @@ func (c Config) Verify() error {
 		if len(c.Secret) > 0 || c.Shards != 0 {
 			return bad("secret and shards are for frame direct")
 		}
-	case FrameDirect:
+	case FrameDirect, FrameDirectBinary:
 		if len(c.Secret) == 0 || len(c.Secret) > MaxSecretLen {
 			return bad("frame direct needs a secret of 1 to %d bytes", MaxSecretLen)
 		}
@@ -278,9 +283,6 @@ func (c Config) Verify() error {
 		}
 	default:
 		return bad("frame %v", c.Frame)
-	}
-	if err := checkFrame(c.Frame); err != nil {
-		return err
 	}
 	if c.TLS != nil && c.TLS.MinVersion != 0 && c.TLS.MinVersion < tls.VersionTLS12 {
 		return bad("TLS below 1.2")

@@ -2,13 +2,14 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
-	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/subordinate/subordinate/frame"
 )
 
 // echoServer is an echo server on a real socket that reads a line
@@ -19,6 +20,9 @@ type echoServer struct {
 	corrupt bool // flip one byte of every echo
 	errRep  bool // answer the preamble with -ERR and close
 	mute    bool // read the preamble, then never answer
+	enc     frame.Encoding
+	secret  []byte // direct preambles: the secret and the shard count
+	shards  int
 
 	mu   sync.Mutex
 	keys map[string]int
@@ -69,7 +73,7 @@ func (s *echoServer) accept() {
 func (s *echoServer) serve(c net.Conn) {
 	defer c.Close()
 	br := bufio.NewReaderSize(c, 4096)
-	key, err := readPreamble(br)
+	key, err := s.readPreamble(br)
 	if err != nil {
 		_, _ = c.Write([]byte("-ERR bad preamble\n"))
 		return
@@ -103,16 +107,35 @@ func (s *echoServer) serve(c net.Conn) {
 }
 
 // readPreamble reads a line preamble: the key, then "\n".
-func readPreamble(br *bufio.Reader) (string, error) {
-	line, err := br.ReadSlice('\n')
+// readPreamble decodes the preamble with package frame, a byte at a
+// time so that nothing past it is consumed. A direct preamble is checked
+// with the secret and counted as the key "!<shard>".
+func (s *echoServer) readPreamble(br *bufio.Reader) (string, error) {
+	enc := s.enc
+	if enc == 0 {
+		enc = frame.Line
+	}
+	dec, err := frame.NewDecoder(enc, frame.DefaultMaxKey)
 	if err != nil {
 		return "", err
 	}
-	key := bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
-	if len(key) == 0 {
-		return "", errors.New("empty key")
+	for !dec.Done() {
+		b, err := br.ReadByte()
+		if err != nil {
+			return "", err
+		}
+		if _, _, err := dec.Feed([]byte{b}); err != nil {
+			return "", err
+		}
 	}
-	return string(key), nil
+	p := dec.Preamble()
+	if p.Direct {
+		if err := frame.VerifyDirect(s.secret, s.shards, p.Shard, p.Token); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("!%d", p.Shard), nil
+	}
+	return string(p.Key), nil
 }
 
 func (s *echoServer) keyCounts() map[string]int {

@@ -1,20 +1,44 @@
 package bench
 
-import "fmt"
+import "github.com/subordinate/subordinate/frame"
 
-// appendPreamble appends the preamble for key index i to dst.
-//
-// Until package frame lands on main only the line frame is written here
-// ("<key>\n"); checkFrame makes Verify refuse the others rather than send
-// a wrong preamble. Both go when frame's encoders replace them.
-func (w *worker) appendPreamble(dst []byte, i int) []byte {
-	return append(appendKey(dst, i), '\n')
+// directTokens computes the direct preamble's token of every shard once,
+// so that a connection costs no HMAC.
+func directTokens(cfg *Config) []frame.Token {
+	if cfg.Frame != FrameDirect && cfg.Frame != FrameDirectBinary {
+		return nil
+	}
+	toks := make([]frame.Token, cfg.Shards)
+	for i := range toks {
+		toks[i] = frame.DirectToken(cfg.Secret, uint32(i))
+	}
+	return toks
 }
 
-// checkFrame reports a frame this build cannot write.
-func checkFrame(f Frame) error {
-	if f != FrameLine {
-		return fmt.Errorf("%w: frame %v needs package frame, not in this build yet", ErrInvalidConfig, f)
+// appendPreamble appends the preamble for key index i to dst (docs/PROTOCOL.md):
+// the key "k<i>" in the line or binary encoding, or a direct preamble for
+// shard i mod Shards.
+func (w *worker) appendPreamble(dst []byte, i int) []byte {
+	var err error
+	out := dst
+	switch cfg := &w.r.cfg; cfg.Frame {
+	case FrameLine, FrameBinary:
+		enc := frame.Line
+		if cfg.Frame == FrameBinary {
+			enc = frame.Binary
+		}
+		w.key = appendKey(w.key[:0], i)
+		out, err = frame.AppendKey(dst, enc, w.key)
+	case FrameDirect, FrameDirectBinary:
+		enc := frame.Line
+		if cfg.Frame == FrameDirectBinary {
+			enc = frame.Binary
+		}
+		shard := uint32(i % cfg.Shards)
+		out, err = frame.AppendDirectToken(dst, enc, shard, w.r.tokens[shard])
 	}
-	return nil
+	if err != nil {
+		panic("bench: preamble: " + err.Error()) // keys "k<i>" always encode
+	}
+	return out
 }

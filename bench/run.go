@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/subordinate/subordinate/frame"
 )
 
 // Run drives the load profile cfg until Duration (or Requests) is reached
@@ -21,7 +23,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	r := &runner{cfg: cfg}
+	r := &runner{cfg: cfg, tokens: directTokens(&cfg)}
 	r.tls = clientTLS(&cfg)
 	r.dialer.Timeout = cfg.Timeout
 	var cancel context.CancelFunc
@@ -69,6 +71,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // runner is the state of one Run shared by its workers.
 type runner struct {
 	cfg     Config
+	tokens  []frame.Token // direct preambles, by shard
 	tls     *tls.Config
 	dialer  net.Dialer
 	ctx     context.Context // done when the run stops
@@ -199,6 +202,7 @@ type worker struct {
 	wbuf []byte // scratch for writes
 	resp []byte // one reply
 	seq  int
+	key  []byte // scratch for the key
 }
 
 // window is the number of distinct payloads a worker cycles through, so

@@ -20,8 +20,8 @@ import (
 	"github.com/subordinate/subordinate/bench"
 )
 
-// Until server.Serve lands, the tests run the harness's process machinery
-// with a stand-in server of the same shape: a master that binds the
+// These tests run the harness's process machinery with a stand-in server
+// of the same shape as server.Serve (echobench runs the real one): a master that binds the
 // listener and re-executes the test binary as a worker, passing the
 // listening socket down; the worker serves echo after a line preamble.
 // On SIGTERM the stand-in master exits WITHOUT stopping its worker, so

@@ -42,7 +42,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		dist       = fs.String("dist", "uniform", "key distribution: uniform or zipf")
 		zipfS      = fs.Float64("zipf-s", def.ZipfS, "zipf exponent, > 1")
 		seed       = fs.Int64("seed", def.Seed, "seed of the key draws and payloads")
-		frameName  = fs.String("frame", "line", "preamble: line, binary or direct")
+		frameName  = fs.String("frame", "line", "preamble: line, binary, direct (line-encoded) or direct-binary")
 		secretFile = fs.String("secret-file", "", "file holding the secret (frame direct)")
 		shards     = fs.Int("shards", 0, "number of shards (frame direct): key i goes to shard i mod shards")
 		mode       = fs.String("mode", "pingpong", "pingpong, pipeline or connect")
