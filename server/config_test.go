@@ -43,6 +43,15 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.MaxRestarts = 0 }, "max restarts"},
 		{func(c *Config) { c.RestartBackoff = 0 }, "restart backoff"},
 		{func(c *Config) { c.MaxRestartBackoff = time.Millisecond }, "max restart backoff"},
+		{func(c *Config) { c.Listen = []string{"tls://127.0.0.1:0"} }, "needs at least one certificate"},
+		{func(c *Config) {
+			c.Listen = []string{"tls://127.0.0.1:0"}
+			c.TLS.Certs = []CertFile{{Cert: "/nonexistent.pem", Key: "/nonexistent.key"}}
+		}, "no such file"},
+		{func(c *Config) {
+			c.TLS.Certs = []CertFile{{Cert: "/nonexistent.pem", Key: "/nonexistent.key"}}
+			c.TLS.MinVersion = "1.0"
+		}, "min version"},
 	} {
 		c := DefaultConfig()
 		tc.change(&c)
@@ -60,6 +69,7 @@ func TestParseListenURL(t *testing.T) {
 		"tcp://[::1]:0":        "tcp://[::1]:0",
 		"tcp://localhost:80":   "tcp://localhost:80",
 		"unix:///run/s.sock":   "unix:///run/s.sock",
+		"tls://127.0.0.1:8443": "tls://127.0.0.1:8443",
 	} {
 		a, err := ParseListenURL(in)
 		if err != nil || a.String() != want {
@@ -68,7 +78,7 @@ func TestParseListenURL(t *testing.T) {
 	}
 	for _, in := range []string{
 		"127.0.0.1:7000", "tcp://127.0.0.1", "tcp://127.0.0.1:99999", "tcp://127.0.0.1:x",
-		"tcp://127.0.0.1:1/path", "unix://relative", "unix://", "tls://127.0.0.1:1", "tcp://u@h:1",
+		"tcp://127.0.0.1:1/path", "unix://relative", "unix://", "tls://127.0.0.1", "tls:///path", "tcp://u@h:1",
 	} {
 		if a, err := ParseListenURL(in); err == nil {
 			t.Errorf("%s: accepted as %v", in, a)

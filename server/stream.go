@@ -12,6 +12,9 @@ import (
 const (
 	// streamChunk is the most a stream reader reads at once.
 	streamChunk = 16 << 10
+	// streamSmall is the buffer a stream reader starts with: an idle
+	// connection, blocked in Read, holds only this much.
+	streamSmall = 2 << 10
 	// streamCredit is how many unconsumed bytes a stream Conn may hold
 	// before its reader stops reading: the smux window (or the TCP
 	// window) then pushes back on the sender.
@@ -133,7 +136,7 @@ func (s *stream) resume() {
 
 // readLoop reads the stream until it ends or the Conn is finished.
 func (s *stream) readLoop() {
-	buf := make([]byte, streamChunk)
+	buf := make([]byte, streamSmall)
 	for {
 		n, err := s.nc.Read(buf)
 		if n > 0 {
@@ -145,6 +148,9 @@ func (s *stream) readLoop() {
 			case <-s.ack:
 			case <-s.done:
 				return
+			}
+			if n == len(buf) && n < streamChunk {
+				buf = make([]byte, streamChunk) // bytes stream: read more at once
 			}
 		}
 		if err != nil {

@@ -35,7 +35,8 @@ type closeWriter interface{ CloseWrite() error }
 // closes both sides at once, which ends the other direction. Each write
 // must make progress within writeTimeout (zero: no limit), so that a peer
 // that stopped reading for good cannot hold the relay forever. A relay
-// holds at most two RelayBufferSize buffers, taken from a pool; its two
+// holds at most two RelayBufferSize buffers, taken from a pool only while
+// bytes stream (2 KiB buffers otherwise); its two
 // goroutines (the caller's and one more) have exited when it returns.
 func Relay(client, stream net.Conn, writeTimeout time.Duration) RelayResult {
 	var (
@@ -72,12 +73,27 @@ func Relay(client, stream net.Conn, writeTimeout time.Duration) RelayResult {
 	return res
 }
 
+// relaySmall is the buffer a relay direction reads into while its reads
+// are small.
+const relaySmall = 2 << 10
+
 // copyHalf copies src to dst until src's EOF, then half-closes dst. It
 // returns the bytes written and the first error (nil after a clean EOF).
+//
+// It reads into a small buffer of its own while reads are small, and holds
+// a pooled RelayBufferSize buffer only while reads fill the small one: an
+// idle or chatty connection, blocked in Read most of its life, holds 2 KiB
+// per direction instead of 32 KiB, and a bulk transfer still moves 32 KiB
+// per read.
 func copyHalf(dst, src net.Conn, writeTimeout time.Duration) (int64, error) {
-	bp := relayBufs.Get().(*[]byte)
-	defer relayBufs.Put(bp)
-	buf := *bp
+	small := make([]byte, relaySmall)
+	buf := small
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			relayBufs.Put(big)
+		}
+	}()
 	var written int64
 	for {
 		nr, rerr := src.Read(buf)
@@ -93,6 +109,14 @@ func copyHalf(dst, src net.Conn, writeTimeout time.Duration) (int64, error) {
 			if nw != nr {
 				return written, io.ErrShortWrite
 			}
+		}
+		switch {
+		case big == nil && nr == len(small):
+			big = relayBufs.Get().(*[]byte)
+			buf = *big
+		case big != nil && nr < relaySmall:
+			relayBufs.Put(big)
+			big, buf = nil, small
 		}
 		if rerr == io.EOF {
 			if cw, ok := dst.(closeWriter); ok {
