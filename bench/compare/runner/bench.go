@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/subordinate/subordinate/bench"
 )
 
 // workload is one load profile, the same for every row.
@@ -35,27 +37,8 @@ func workloads(c *config) []workload {
 }
 
 // benchResult is the JSON object `subordinate bench --json` prints as the
-// last line of its output.
-type benchResult struct {
-	Mode       string           `json:"mode"`
-	Frame      string           `json:"frame"`
-	Conns      int              `json:"conns"`
-	Size       int              `json:"size"`
-	Keys       int              `json:"keys"`
-	Dist       string           `json:"dist"`
-	Depth      int              `json:"depth"`
-	DurationS  float64          `json:"duration_s"`
-	Requests   int64            `json:"requests"`
-	RPS        float64          `json:"rps"`
-	MBps       float64          `json:"mbps"`
-	P50us      float64          `json:"p50_us"`
-	P90us      float64          `json:"p90_us"`
-	P99us      float64          `json:"p99_us"`
-	P999us     float64          `json:"p999_us"`
-	MaxUs      float64          `json:"max_us"`
-	Errors     map[string]int64 `json:"errors"`
-	ErrorTotal int64            `json:"error_total"`
-}
+// last line of its output: the load generator's own report type.
+type benchResult = bench.Report
 
 // benchArgs is the full argument list of one bench run.
 func (e *env) benchArgs(addr string, w workload) []string {
