@@ -10,6 +10,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/subordinate/subordinate/frame"
+	"github.com/subordinate/subordinate/internal/mesh"
 	"github.com/subordinate/subordinate/shard"
 )
 
@@ -93,7 +94,7 @@ func (r *routed) forwardConn(client net.Conn, key []byte, direct bool, owner int
 		r.replyError(client, fmt.Sprintf("shard %d unavailable", owner))
 		return
 	}
-	res := shard.Relay(client, st, r.writeTimeout)
+	res := mesh.Relay(client, st, r.writeTimeout)
 	if res.Err != nil {
 		r.log.Debug("forwarded connection ended", "owner", owner, "err", res.Err)
 	}
@@ -115,8 +116,8 @@ func addrOf(a net.Addr) frame.Addr {
 
 // onStream serves a connection another worker forwarded here: it reads
 // the stream header, then hands the stream to the handler as a Conn. It
-// runs on its own goroutine (shard.StreamHandler).
-func (r *routed) onStream(peer int, st *shard.Stream) {
+// runs on its own goroutine (mesh.StreamHandler).
+func (r *routed) onStream(peer int, st *mesh.Stream) {
 	select {
 	case <-r.shard.running:
 	case <-r.stopped:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/subordinate/subordinate/frame"
 	"github.com/subordinate/subordinate/internal/gnetx"
+	"github.com/subordinate/subordinate/internal/mesh"
 	"github.com/subordinate/subordinate/shard"
 )
 
@@ -31,14 +32,14 @@ func init() { newShardRuntime = newRoutedRuntime }
 // The accepting side of a forwarded connection leaves the loop: its socket
 // is duplicated, gnet closes its own descriptor (no FIN is sent while the
 // duplicate is open), and two goroutines relay bytes between the socket
-// and the smux stream (shard.Relay). gnet always reads and has no pause;
+// and the smux stream (mesh.Relay). gnet always reads and has no pause;
 // Go's runtime poller gives the relay real backpressure and TCP
 // half-close for free.
 type routed struct {
 	info    *shardInfo
 	shard   *Shard
 	eng     *gnetx.Engine
-	mesh    *shard.Mesh
+	mesh    *mesh.Mesh
 	handler Handler
 	log     *slog.Logger
 
@@ -75,7 +76,7 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		closeShardFiles(info)
 		return nil, fmt.Errorf("frame: %w", err)
 	}
-	mcfg := shard.DefaultMeshConfig()
+	mcfg := mesh.DefaultMeshConfig()
 	r := &routed{
 		info:         info,
 		log:          info.Logger,
@@ -106,7 +107,7 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 	}
 	r.eng = gnetx.New(gnetx.Config{Listeners: lns, Logger: info.Logger})
 	r.shard = &Shard{index: info.Index, count: info.Count, log: info.Logger, eng: r.eng, running: make(chan struct{})}
-	r.mesh, err = shard.NewMesh(info.Index, info.Count, mcfg, r.onStream, info.Logger)
+	r.mesh, err = mesh.NewMesh(info.Index, info.Count, mcfg, r.onStream, info.Logger)
 	if err != nil {
 		closeShardFiles(info)
 		return nil, fmt.Errorf("mesh: %w", err)

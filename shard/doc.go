@@ -1,4 +1,4 @@
-// Package shard is key to shard, and the mesh between workers.
+// Package shard is key to shard: the mapping every client can compute.
 //
 // The mapping is the contract every client can compute on its own: the owner
 // of a key over n shards is Jump(Hash(key), n), where Hash is the 64-bit xxh3

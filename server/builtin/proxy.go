@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/subordinate/subordinate/frame"
+	"github.com/subordinate/subordinate/internal/mesh"
 	"github.com/subordinate/subordinate/internal/proxyproto"
 	"github.com/subordinate/subordinate/server"
-	"github.com/subordinate/subordinate/shard"
 )
 
 // ProxyConfig configures the proxy handler.
@@ -112,7 +112,7 @@ func (p *proxy) relay(client net.Conn, hdr []byte) {
 		_ = client.Close()
 		return
 	}
-	if res := shard.Relay(client, up, p.cfg.WriteTimeout); res.Err != nil {
+	if res := mesh.Relay(client, up, p.cfg.WriteTimeout); res.Err != nil {
 		p.shard.Logger().Debug("proxy: relay ended", "err", res.Err)
 	}
 }

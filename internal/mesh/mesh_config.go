@@ -1,4 +1,4 @@
-package shard
+package mesh
 
 import (
 	"errors"
@@ -85,7 +85,7 @@ func DefaultMeshConfig() MeshConfig {
 }
 
 // ErrBadMeshConfig is wrapped by the errors of MeshConfig.Validate.
-var ErrBadMeshConfig = errors.New("shard: bad mesh config")
+var ErrBadMeshConfig = errors.New("mesh: bad mesh config")
 
 // Validate reports the first setting that is out of range.
 func (c MeshConfig) Validate() error {

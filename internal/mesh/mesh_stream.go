@@ -1,4 +1,4 @@
-package shard
+package mesh
 
 import (
 	"errors"
@@ -101,7 +101,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 // of a dead link into ErrPeerDown.
 func (s *Stream) mapErr(op string, err error) error {
 	if s.link.dead.Load() {
-		return fmt.Errorf("shard: stream %s, peer %d: %w (%v)", op, s.peer, ErrPeerDown, err)
+		return fmt.Errorf("mesh: stream %s, peer %d: %w (%v)", op, s.peer, ErrPeerDown, err)
 	}
 	if err == io.EOF {
 		return io.EOF
@@ -110,7 +110,7 @@ func (s *Stream) mapErr(op string, err error) error {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return &timeoutError{op: op, peer: s.peer}
 	}
-	return fmt.Errorf("shard: stream %s, peer %d: %w", op, s.peer, err)
+	return fmt.Errorf("mesh: stream %s, peer %d: %w", op, s.peer, err)
 }
 
 // CloseWrite sends FIN: the peer reads io.EOF after what was written.
@@ -166,7 +166,7 @@ type timeoutError struct {
 }
 
 func (e *timeoutError) Error() string {
-	return fmt.Sprintf("shard: stream %s, peer %d: i/o timeout", e.op, e.peer)
+	return fmt.Sprintf("mesh: stream %s, peer %d: i/o timeout", e.op, e.peer)
 }
 func (e *timeoutError) Timeout() bool   { return true }
 func (e *timeoutError) Temporary() bool { return true }

@@ -1,4 +1,4 @@
-package shard
+package mesh
 
 import (
 	"context"
@@ -18,11 +18,11 @@ import (
 var (
 	// ErrPeerDown: no live session to the peer (Open gave up waiting), or
 	// the link died under a stream.
-	ErrPeerDown = errors.New("shard: peer down")
+	ErrPeerDown = errors.New("mesh: peer down")
 	// ErrMeshClosed: the Mesh was closed.
-	ErrMeshClosed = errors.New("shard: mesh closed")
+	ErrMeshClosed = errors.New("mesh: mesh closed")
 	// ErrBadPeer: a peer index out of range, or this worker's own index.
-	ErrBadPeer = errors.New("shard: bad peer index")
+	ErrBadPeer = errors.New("mesh: bad peer index")
 )
 
 // StreamHandler receives a stream a peer opened. It runs in its own
@@ -159,7 +159,7 @@ func (m *Mesh) SetLink(peer int, conn net.Conn) error {
 	}
 	if err != nil { // the config was validated; smux disagrees
 		_ = l.Close()
-		return fmt.Errorf("shard: session to peer %d: %w", peer, err)
+		return fmt.Errorf("mesh: session to peer %d: %w", peer, err)
 	}
 
 	m.mu.Lock()
@@ -274,7 +274,7 @@ func (m *Mesh) Open(ctx context.Context, peer int) (*Stream, error) {
 		select {
 		case <-up:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("shard: open stream to peer %d: %w: %w", peer, ErrPeerDown, ctx.Err())
+			return nil, fmt.Errorf("mesh: open stream to peer %d: %w: %w", peer, ErrPeerDown, ctx.Err())
 		case <-m.closing:
 			return nil, ErrMeshClosed
 		}
