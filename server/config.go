@@ -15,6 +15,7 @@ import (
 const (
 	DefaultListen            = "tcp://127.0.0.1:7000"
 	DefaultFrame             = "line"
+	DefaultForward           = ForwardHandoff
 	DefaultMaxKey            = 1024
 	DefaultPreambleTimeout   = 5 * time.Second
 	DefaultOwnerWait         = 3 * time.Second
@@ -23,6 +24,18 @@ const (
 	DefaultMaxRestarts       = 5
 	DefaultRestartBackoff    = 100 * time.Millisecond
 	DefaultMaxRestartBackoff = 5 * time.Second
+)
+
+// Ways a worker reaches the owner of a plain connection it accepted, for
+// Config.Forward.
+const (
+	// ForwardHandoff passes the socket itself to the owner (SCM_RIGHTS):
+	// from then on the connection is the owner's own, as if it had
+	// accepted it.
+	ForwardHandoff = "handoff"
+	// ForwardRelay keeps the socket in the accepting worker and relays
+	// its bytes to the owner over a mesh stream.
+	ForwardRelay = "relay"
 )
 
 // Limits of Config.
@@ -56,6 +69,13 @@ type Config struct {
 	// "line" (the key, then LF) or "binary" (a 2-byte length, then the
 	// key). See docs/PROTOCOL.md. Default: "line".
 	Frame string `json:"frame"`
+
+	// Forward is how a worker reaches the owner of a plain (TCP or Unix)
+	// connection whose key another shard owns: ForwardHandoff or
+	// ForwardRelay. TLS connections are always relayed (their TLS state
+	// lives in the worker that accepted them). See docs/MESH.md.
+	// Default: "handoff".
+	Forward string `json:"forward"`
 
 	// MaxKey is the longest key accepted, in bytes (at most 65535).
 	// Default: 1024.
@@ -118,6 +138,7 @@ func DefaultConfig() Config {
 		Listen:            []string{DefaultListen},
 		Workers:           runtime.NumCPU(),
 		Frame:             DefaultFrame,
+		Forward:           DefaultForward,
 		MaxKey:            DefaultMaxKey,
 		PreambleTimeout:   DefaultPreambleTimeout,
 		OwnerWait:         DefaultOwnerWait,
@@ -155,6 +176,8 @@ func (c *Config) Validate() error {
 		return bad("workers %d: want 1 to %d", c.Workers, MaxWorkers)
 	case c.Frame != "line" && c.Frame != "binary":
 		return bad("frame %q: want line or binary", c.Frame)
+	case c.Forward != ForwardHandoff && c.Forward != ForwardRelay:
+		return bad("forward %q: want %s or %s", c.Forward, ForwardHandoff, ForwardRelay)
 	case c.MaxKey < 1 || c.MaxKey > MaxKeyLimit:
 		return bad("max key %d: want 1 to %d", c.MaxKey, MaxKeyLimit)
 	case c.PreambleTimeout <= 0:

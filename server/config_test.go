@@ -33,6 +33,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.Workers = 0 }, "workers 0"},
 		{func(c *Config) { c.Workers = MaxWorkers + 1 }, "workers 257"},
 		{func(c *Config) { c.Frame = "" }, `frame ""`},
+		{func(c *Config) { c.Forward = "teleport" }, `forward "teleport"`},
 		{func(c *Config) { c.MaxKey = 0 }, "max key 0"},
 		{func(c *Config) { c.MaxKey = 65536 }, "max key 65536"},
 		{func(c *Config) { c.PreambleTimeout = 0 }, "preamble timeout"},

@@ -33,6 +33,7 @@ func runServe(args []string, _, stderr io.Writer) int {
 	fs.Var(&listen, "listen", "address to accept on, tcp://HOST:PORT, tls://HOST:PORT or unix:///path (repeatable; default "+server.DefaultListen+")")
 	workers := fs.Int("workers", def.Workers, "number of worker processes (shards)")
 	frame := fs.String("frame", def.Frame, "key framing: line or binary")
+	forward := fs.String("forward", def.Forward, "how a plain connection reaches its owner: handoff (pass the socket) or relay (copy over the mesh)")
 	handler := fs.String("handler", defaultHandler, "handler: "+strings.Join(builtin.Names(), ", "))
 	secretFile := fs.String("secret-file", "", "file holding the direct-routing secret (default: a random one)")
 	drain := fs.Duration("drain-timeout", def.DrainTimeout, "how long connections may finish after SIGTERM/SIGINT")
@@ -92,6 +93,7 @@ func runServe(args []string, _, stderr io.Writer) int {
 	}
 	cfg.Workers = *workers
 	cfg.Frame = *frame
+	cfg.Forward = *forward
 	cfg.SecretFile = *secretFile
 	cfg.DrainTimeout = *drain
 	cfg.PreambleTimeout = *preamble
