@@ -1,0 +1,118 @@
+package frame
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// HandoffVersion is the version of the hand-off message this package
+// writes, and the only one it reads.
+const HandoffVersion = 1
+
+// MaxHandoffEarly bounds Handoff.Early. A worker that read more than this
+// past the preamble relays the connection instead of handing it off.
+const MaxHandoffEarly = 64 << 10
+
+// handoffPrefix is the fixed start of a hand-off message: version, flags
+// and the listener index.
+const handoffPrefix = 4
+
+// MaxHandoffSize is the largest hand-off message: the prefix, the longest
+// key or a direct shard index, and the most early data.
+const MaxHandoffSize = handoffPrefix + 2 + MaxKeyLimit + 4 + MaxHandoffEarly
+
+// Handoff is the message that travels with a client's socket when the
+// worker that accepted it hands it to the worker that owns its key
+// (docs/PROTOCOL.md, "The hand-off message"). The socket itself rides in
+// the same datagram as an SCM_RIGHTS control message.
+type Handoff struct {
+	// Direct is true when the client sent a direct preamble; Shard is
+	// then the index it named (already verified by the sender), and Key is
+	// empty. Shard is ignored, and not sent, when Direct is false.
+	Direct bool
+	Shard  uint32
+	// Key is the connection's key, 1 to MaxKeyLimit bytes, when not
+	// Direct.
+	Key []byte
+	// Listener is the index, in the server's listen addresses, of the
+	// listener that accepted the connection.
+	Listener uint16
+	// Early holds the bytes the sender read past the preamble, at most
+	// MaxHandoffEarly. The owner gives them to the handler before anything
+	// it reads from the socket.
+	Early []byte
+}
+
+// AppendHandoff appends m, encoded, to dst. It returns an error wrapping
+// ErrBadHeader, and dst unchanged, if a field is out of bounds.
+func AppendHandoff(dst []byte, m *Handoff) ([]byte, error) {
+	switch {
+	case m.Direct && len(m.Key) != 0:
+		return dst, fmt.Errorf("%w: a direct hand-off has no key", ErrBadHeader)
+	case !m.Direct && (len(m.Key) == 0 || len(m.Key) > MaxKeyLimit):
+		return dst, fmt.Errorf("%w: key of %d bytes, want 1 to %d", ErrBadHeader, len(m.Key), MaxKeyLimit)
+	case len(m.Early) > MaxHandoffEarly:
+		return dst, fmt.Errorf("%w: %d bytes of early data, at most %d", ErrBadHeader, len(m.Early), MaxHandoffEarly)
+	}
+	var flags byte
+	if m.Direct {
+		flags |= flagDirect
+	}
+	dst = append(dst, HandoffVersion, flags)
+	dst = binary.BigEndian.AppendUint16(dst, m.Listener)
+	if m.Direct {
+		dst = binary.BigEndian.AppendUint32(dst, m.Shard)
+	} else {
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Key)))
+		dst = append(dst, m.Key...)
+	}
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Early)))
+	return append(dst, m.Early...), nil
+}
+
+// ParseHandoff parses one whole hand-off message. Key and Early alias b.
+// A key longer than maxKey (at most MaxKeyLimit) is refused with
+// ErrHeaderTooLarge; anything malformed with ErrBadVersion or
+// ErrBadHeader.
+func ParseHandoff(b []byte, maxKey int) (*Handoff, error) {
+	if len(b) < handoffPrefix {
+		return nil, fmt.Errorf("%w: hand-off message of %d bytes", ErrBadHeader, len(b))
+	}
+	if b[0] != HandoffVersion {
+		return nil, fmt.Errorf("%w: hand-off version %d", ErrBadVersion, b[0])
+	}
+	flags := b[1]
+	if flags&^flagDirect != 0 {
+		return nil, fmt.Errorf("%w: unknown hand-off flags %#02x", ErrBadHeader, flags)
+	}
+	m := &Handoff{Listener: binary.BigEndian.Uint16(b[2:])}
+	c := cursor{b: b[handoffPrefix:]}
+	if flags&flagDirect != 0 {
+		m.Direct = true
+		m.Shard = c.u32()
+	} else {
+		n := int(c.u16())
+		if c.ok() && n == 0 {
+			return nil, fmt.Errorf("%w: empty key", ErrBadHeader)
+		}
+		if c.ok() && n > maxKey {
+			return nil, fmt.Errorf("%w: key of %d bytes, at most %d", ErrHeaderTooLarge, n, maxKey)
+		}
+		m.Key = c.bytes(n)
+	}
+	n := c.u32()
+	if c.ok() && n > MaxHandoffEarly {
+		return nil, fmt.Errorf("%w: %d bytes of early data, at most %d", ErrHeaderTooLarge, n, MaxHandoffEarly)
+	}
+	m.Early = c.bytes(int(n))
+	if !c.ok() {
+		return nil, fmt.Errorf("%w: hand-off message ends inside a field", ErrBadHeader)
+	}
+	if len(c.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes in a hand-off message", ErrBadHeader, len(c.b))
+	}
+	if len(m.Early) == 0 {
+		m.Early = nil
+	}
+	return m, nil
+}

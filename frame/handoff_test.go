@@ -1,0 +1,96 @@
+package frame
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func TestHandoffRoundTrip(t *testing.T) {
+	for _, m := range []*Handoff{
+		{Key: []byte("room-1"), Listener: 2},
+		{Key: []byte("k"), Early: []byte("hello\n")},
+		{Direct: true, Shard: 7, Listener: 65535, Early: bytes.Repeat([]byte{1}, MaxHandoffEarly)},
+		{Key: bytes.Repeat([]byte("x"), MaxKeyLimit)},
+	} {
+		b, err := AppendHandoff([]byte("prefix"), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseHandoff(b[len("prefix"):], MaxKeyLimit)
+		if err != nil {
+			t.Fatalf("%+v: %v", m, err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Fatalf("round trip: got %+v, want %+v", got, m)
+		}
+	}
+}
+
+func TestHandoffEncodeErrors(t *testing.T) {
+	for _, m := range []*Handoff{
+		{},
+		{Direct: true, Key: []byte("k")},
+		{Key: bytes.Repeat([]byte("x"), MaxKeyLimit+1)},
+		{Key: []byte("k"), Early: make([]byte, MaxHandoffEarly+1)},
+	} {
+		if b, err := AppendHandoff([]byte("x"), m); !errors.Is(err, ErrBadHeader) || string(b) != "x" {
+			t.Errorf("%+v: %q, %v; want ErrBadHeader and dst unchanged", m, b, err)
+		}
+	}
+}
+
+func TestHandoffParseErrors(t *testing.T) {
+	good, _ := AppendHandoff(nil, &Handoff{Key: []byte("room"), Early: []byte("ab")})
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"empty", nil, ErrBadHeader},
+		{"short prefix", good[:3], ErrBadHeader},
+		{"version", append([]byte{9}, good[1:]...), ErrBadVersion},
+		{"flags", append([]byte{1, 0x80}, good[2:]...), ErrBadHeader},
+		{"cut in key", good[:7], ErrBadHeader},
+		{"cut in early", good[:len(good)-1], ErrBadHeader},
+		{"trailing", append(append([]byte(nil), good...), 0), ErrBadHeader},
+		{"empty key", []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}, ErrBadHeader},
+		{"key over max", good, ErrHeaderTooLarge},
+		{"early over max", []byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1}, ErrHeaderTooLarge},
+	} {
+		maxKey := MaxKeyLimit
+		if tc.name == "key over max" {
+			maxKey = 3
+		}
+		if _, err := ParseHandoff(tc.b, maxKey); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// FuzzParseHandoff: whatever the bytes, ParseHandoff either refuses them
+// or returns a message that encodes back to exactly them.
+func FuzzParseHandoff(f *testing.F) {
+	b, _ := AppendHandoff(nil, &Handoff{Key: []byte("room"), Listener: 1, Early: []byte("hi")})
+	f.Add(b, uint16(16))
+	b, _ = AppendHandoff(nil, &Handoff{Direct: true, Shard: 3})
+	f.Add(b, uint16(1))
+	f.Fuzz(func(t *testing.T, in []byte, maxKey16 uint16) {
+		maxKey := fuzzMaxKey(maxKey16)
+		m, err := ParseHandoff(in, maxKey)
+		if err != nil {
+			return
+		}
+		if len(m.Key) > maxKey {
+			t.Fatalf("key of %d bytes with max %d", len(m.Key), maxKey)
+		}
+		out, err := AppendHandoff(nil, m)
+		if err != nil {
+			t.Fatalf("re-encode %+v: %v", m, err)
+		}
+		if !bytes.Equal(out, in) {
+			t.Fatalf("re-encoded %q, parsed from %q", out, in)
+		}
+	})
+}
