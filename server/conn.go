@@ -20,28 +20,35 @@ var (
 	// ErrInputLimit closes a connection whose handler left more than
 	// Config.ConnBufferLimit bytes unconsumed.
 	ErrInputLimit = errors.New("server: read buffer limit reached")
+	// ErrServerClosed is given to OnClose for the connections still open
+	// when the shard stops: a drain whose deadline passed, or a stop.
+	ErrServerClosed = errors.New("server: shard stopped")
 )
 
 // Conn is a client connection as its Handler sees it, on the shard that
-// owns its key. A Conn accepted by this worker and one forwarded by
-// another behave alike; Forwarded tells them apart.
+// owns its key. A Conn accepted by this worker, one handed off by
+// another and one relayed by another behave alike; Forwarded and Relayed
+// tell them apart.
 //
 // Conn's methods must be called on the shard's event loop (from Handler
 // methods, or functions queued with Shard.Run). Slices returned by Peek
 // and Next are valid until the handler returns or consumes more.
 type Conn struct {
-	rt     *routed
-	key    []byte
-	direct bool
-	fwd    bool
-	via    int // the shard whose worker accepted the connection
-	remote net.Addr
-	local  net.Addr
-	tls    *TLSInfo
-	ctx    any
+	rt      *routed
+	key     []byte
+	direct  bool
+	fwd     bool // accepted by another worker
+	relayed bool // its bytes come over a mesh stream from that worker
+	via     int  // the shard whose worker accepted the connection
+	remote  net.Addr
+	local   net.Addr
+	tls     *TLSInfo
+	ctx     any
 
-	gc gnet.Conn // local backend; nil once detached or for a stream
-	st *stream   // stream backend: forwarded, TLS, or detached at EOF
+	gc  gnet.Conn // local backend; nil once detached or for a stream
+	pre []byte    // local backend: bytes read before gnet had the socket
+	st  *stream   // stream backend: relayed, TLS, or detached at EOF
+	hj  *hijacked // taken off the loop by Hijack
 
 	opening  bool  // in OnOpen: Hijack is allowed
 	hijacked bool  // taken off the loop by Hijack
@@ -62,9 +69,15 @@ func (c *Conn) Shard() *Shard { return c.rt.shard }
 // preamble instead of a key.
 func (c *Conn) Direct() bool { return c.direct }
 
-// Forwarded reports whether another worker accepted the connection and
-// forwards its bytes over the mesh.
+// Forwarded reports whether another worker accepted the connection: it
+// handed the socket to this one, or relays its bytes (Relayed).
 func (c *Conn) Forwarded() bool { return c.fwd }
+
+// Relayed reports whether the connection's bytes reach this worker over a
+// mesh stream from the worker that accepted it (a TLS connection accepted
+// by another worker, or any in relay mode), rather than on its own
+// socket. A relayed connection closes if that worker dies.
+func (c *Conn) Relayed() bool { return c.relayed }
 
 // AcceptedBy returns the index of the shard whose worker accepted the
 // connection: Shard().Index() unless the connection was forwarded.
@@ -98,7 +111,7 @@ func (c *Conn) SetContext(v any) { c.ctx = v }
 func (c *Conn) Buffered() int {
 	switch {
 	case c.gc != nil:
-		return c.gc.InboundBuffered()
+		return len(c.pre) + c.gc.InboundBuffered()
 	case c.st != nil:
 		return c.st.buffered()
 	}
@@ -110,6 +123,8 @@ func (c *Conn) Buffered() int {
 // buffered.
 func (c *Conn) Peek(n int) ([]byte, error) {
 	switch {
+	case len(c.pre) > 0:
+		return peekIn(c.pre, n)
 	case c.gc != nil:
 		return c.gc.Peek(n)
 	case c.st != nil:
@@ -123,6 +138,12 @@ func (c *Conn) Peek(n int) ([]byte, error) {
 // buffered, and consumes nothing then.
 func (c *Conn) Next(n int) ([]byte, error) {
 	switch {
+	case len(c.pre) > 0:
+		b, err := peekIn(c.pre, n)
+		if err == nil {
+			c.consumePre(len(b))
+		}
+		return b, err
 	case c.gc != nil:
 		return c.gc.Next(n)
 	case c.st != nil:
@@ -142,12 +163,44 @@ func (c *Conn) Discard(n int) (int, error) {
 		return 0, nil // gnet would discard everything
 	}
 	switch {
+	case len(c.pre) > 0:
+		n = min(n, len(c.pre))
+		c.consumePre(n)
+		return n, nil
 	case c.gc != nil:
 		return c.gc.Discard(n)
 	case c.st != nil:
 		return c.st.discard(n), nil
 	}
 	return 0, nil
+}
+
+// peekIn serves Peek and Next from b. While a Conn has bytes in pre, the
+// runtime moves what gnet reads behind them (routed.data), so pre holds
+// everything buffered.
+func peekIn(b []byte, n int) ([]byte, error) {
+	if n > len(b) {
+		return nil, io.ErrShortBuffer
+	}
+	if n > 0 {
+		b = b[:n]
+	}
+	return b, nil
+}
+
+// consumePre consumes n bytes of pre, and lets go of it when it is empty.
+func (c *Conn) consumePre(n int) {
+	c.pre = c.pre[n:]
+	if len(c.pre) == 0 {
+		c.pre = nil
+	}
+}
+
+// takePre returns pre and empties it.
+func (c *Conn) takePre() []byte {
+	b := c.pre
+	c.pre = nil
+	return b
 }
 
 func peekEmpty(n int) error {

@@ -13,11 +13,14 @@ var ErrHijack = errors.New("server: Hijack is only possible in OnOpen")
 // blocking net.Conn, for a handler that only relays bytes (the proxy
 // handler does): its reads return the bytes already buffered first, and
 // it supports CloseWrite. It may only be called from OnOpen. The handler
-// gets no more calls for c, and the caller must Close the net.Conn. A
-// local connection's socket is handed over as it is; a forwarded or TLS
-// connection's stream is. A drain waits for hijacked connections too.
+// gets no more calls for c but one: OnClose, with a nil error, once the
+// caller has closed the net.Conn (or with ErrServerClosed if the shard
+// stops first, which closes it). The caller must Close the net.Conn. A
+// local or handed-off connection's socket is handed over as it is; a
+// relayed or TLS connection's stream is. A drain waits for hijacked
+// connections too.
 func (c *Conn) Hijack() (net.Conn, error) {
-	if !c.opening || c.closing || c.closed {
+	if !c.opening || c.closing || c.closed || c.hijacked {
 		return nil, ErrHijack
 	}
 	var (
@@ -26,17 +29,14 @@ func (c *Conn) Hijack() (net.Conn, error) {
 	)
 	switch {
 	case c.gc != nil:
-		fd, err := c.gc.Dup()
-		if err != nil {
+		var (
+			rest []byte
+			err  error
+		)
+		if nc, rest, err = c.rt.detach(c.gc); err != nil {
 			return nil, err
 		}
-		if nc, err = fileConn(fd); err != nil {
-			return nil, err
-		}
-		if c.gc.InboundBuffered() > 0 {
-			b, _ := c.gc.Next(-1)
-			prefix = append([]byte(nil), b...)
-		}
+		prefix = append(c.takePre(), rest...)
 	case c.st != nil:
 		nc = c.st.nc
 		prefix = c.st.in[c.st.head:]
@@ -45,15 +45,16 @@ func (c *Conn) Hijack() (net.Conn, error) {
 		return nil, ErrHijack
 	}
 	c.hijacked = true
-	c.rt.forwarding.Add(1)
-	return &hijacked{Conn: nc, prefix: prefix, rt: c.rt}, nil
+	c.hj = &hijacked{Conn: nc, prefix: prefix, c: c}
+	c.rt.offLoop[c] = struct{}{}
+	return c.hj, nil
 }
 
 // hijacked is a Conn taken off the loop.
 type hijacked struct {
 	net.Conn
 	prefix []byte
-	rt     *routed
+	c      *Conn
 	once   sync.Once
 }
 
@@ -74,12 +75,9 @@ func (h *hijacked) CloseWrite() error {
 	return errors.New("server: connection cannot half-close")
 }
 
+// Close closes the connection; the handler's OnClose follows on the loop.
 func (h *hijacked) Close() error {
 	err := h.Conn.Close()
-	h.once.Do(func() {
-		if h.rt.forwarding.Add(-1) == 0 {
-			_ = h.rt.shard.Run(h.rt.maybeDrained)
-		}
-	})
+	h.once.Do(func() { h.c.rt.queueClosed(h.c, nil) })
 	return err
 }

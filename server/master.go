@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+
+	"github.com/subordinate/subordinate/internal/handoff"
 )
 
 // runMaster is Serve in the master process: everything that can fail is
@@ -20,6 +22,10 @@ func runMaster(cfg Config) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find this program to start workers: %w", err)
+	}
+	if cfg.Forward == ForwardHandoff && !handoff.Supported() {
+		log.Warn("this system cannot pass sockets over SOCK_SEQPACKET; relaying forwarded connections instead")
+		cfg.Forward = ForwardRelay
 	}
 	wire := cfg
 	wire.Secret, wire.Logger = nil, nil

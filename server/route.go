@@ -17,8 +17,8 @@ import (
 
 	"github.com/subordinate/subordinate/frame"
 	"github.com/subordinate/subordinate/internal/gnetx"
+	"github.com/subordinate/subordinate/internal/handoff"
 	"github.com/subordinate/subordinate/internal/mesh"
-	"github.com/subordinate/subordinate/shard"
 )
 
 func init() { newShardRuntime = newRoutedRuntime }
@@ -26,20 +26,16 @@ func init() { newShardRuntime = newRoutedRuntime }
 // routed is the shard runtime of a worker: one gnet event loop that
 // accepts on the master's listeners, reads each connection's preamble,
 // and serves the connection with the Handler when this shard owns its key
-// or forwards it to the owner over the mesh otherwise; and, for the
-// connections other workers forward here, the mesh streams.
-//
-// The accepting side of a forwarded connection leaves the loop: its socket
-// is duplicated, gnet closes its own descriptor (no FIN is sent while the
-// duplicate is open), and two goroutines relay bytes between the socket
-// and the smux stream (mesh.Relay). gnet always reads and has no pause;
-// Go's runtime poller gives the relay real backpressure and TCP
-// half-close for free.
+// or sends it to the owner otherwise (dispatch.go): the socket itself over
+// a hand-off link (handoff.go), or its bytes over a mesh stream
+// (relay.go). It also adopts the sockets other workers hand it, and serves
+// the streams they relay to it.
 type routed struct {
 	info    *shardInfo
 	shard   *Shard
 	eng     *gnetx.Engine
 	mesh    *mesh.Mesh
+	links   *handoff.Links // nil when Config.Forward is relay
 	handler Handler
 	log     *slog.Logger
 
@@ -48,26 +44,35 @@ type routed struct {
 	writeTimeout time.Duration
 	pool         sync.Pool // *pconn
 
-	tlsConfig  *tls.Config // nil without tls:// listeners
-	tlsLn      []bool      // by listener index: terminate TLS
-	bootErr    error
-	forwarding atomic.Int64 // connections served off the loop: relays, TLS
-	stopped    chan struct{}
-	stopOnce   sync.Once
+	tlsConfig *tls.Config // nil without tls:// listeners
+	tlsLn     []bool      // by listener index: terminate TLS
+	bootErr   error
+	stopped   chan struct{}
+	stopOnce  sync.Once
+
+	// pending counts what a drain waits for (see hold); drainAsked is set
+	// once a drain is asked for, so that release looks at the count.
+	pending    atomic.Int64
+	drainAsked atomic.Bool
+	// adoptions are the hand-offs being registered with gnet, waiting
+	// for their result (handoff.go).
+	adoptions chan adoption
 
 	// Loop only.
-	active   int // connections before their preamble and open Conns
+	offLoop  map[*Conn]struct{} // open Conns not backed by a gnet connection
+	msgBuf   []byte             // hand-off messages are built here
 	draining bool
 	refuse   bool // draining where the listeners could not be removed
+	stopping bool // the loop is closing every connection
 }
 
 // pconn is the per-connection state of a gnet connection.
 type pconn struct {
 	dec      frame.Decoder
-	timer    *time.Timer
+	timer    *time.Timer // the preamble deadline; nil for a handed-off socket
 	gen      uint64
 	conn     *Conn // once the preamble is read and the shard owns the key
-	detached bool  // forwarded: the socket left gnet
+	detached bool  // the socket left gnet: handed off, relayed or hijacked
 }
 
 func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
@@ -115,6 +120,11 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 	r.mesh.OnDown(func(peer int, err error) {
 		r.log.Warn("mesh link down", "peer", peer, "err", err)
 	})
+	if info.Config.Forward == ForwardHandoff {
+		r.links = handoff.NewLinks(info.Count)
+		r.adoptions = make(chan adoption, adoptionQueue)
+	}
+	r.offLoop = make(map[*Conn]struct{})
 	r.pool.New = func() any { return new(pconn) }
 	return r, nil
 }
@@ -124,8 +134,8 @@ func closeShardFiles(info *shardInfo) {
 	for _, l := range info.Listeners {
 		_ = os.NewFile(uintptr(l.FD), "listener").Close()
 	}
-	for _, f := range info.Peers {
-		_ = f.Close()
+	for _, l := range info.Peers {
+		l.Close()
 	}
 }
 
@@ -133,8 +143,12 @@ func closeShardFiles(info *shardInfo) {
 func (r *routed) Serve(ready func()) error {
 	defer r.stopOnce.Do(func() { close(r.stopped) })
 	defer r.mesh.Close()
-	for peer, f := range r.info.Peers {
-		r.SetPeer(peer, f)
+	if r.links != nil {
+		defer r.links.Close()
+		go r.awaitAdoptions()
+	}
+	for peer, l := range r.info.Peers {
+		r.SetPeer(peer, l)
 	}
 	if err := r.eng.Start(r); err != nil {
 		if r.bootErr != nil {
@@ -155,9 +169,19 @@ func (r *routed) Serve(ready func()) error {
 }
 
 // SetPeer implements shardRuntime.
-func (r *routed) SetPeer(peer int, link *os.File) {
-	conn, err := net.FileConn(link)
-	link.Close()
+func (r *routed) SetPeer(peer int, links peerFiles) {
+	if links.Handoff != nil {
+		if r.links == nil {
+			links.Handoff.Close()
+		} else if l, err := handoff.NewLink(links.Handoff); err != nil {
+			r.log.Error("hand-off link unusable", "peer", peer, "err", err)
+		} else {
+			r.links.Set(peer, l)
+			go r.receiveHandoffs(peer, l)
+		}
+	}
+	conn, err := net.FileConn(links.Mesh)
+	links.Mesh.Close()
 	if err != nil {
 		r.log.Error("mesh link unusable", "peer", peer, "err", err)
 		return
@@ -169,6 +193,7 @@ func (r *routed) SetPeer(peer int, link *os.File) {
 
 // Drain implements shardRuntime.
 func (r *routed) Drain(deadline time.Time) {
+	r.drainAsked.Store(true)
 	if r.shard.Run(func() {
 		r.draining = true
 		if err := r.eng.StopAccepting(); err != nil {
@@ -179,15 +204,31 @@ func (r *routed) Drain(deadline time.Time) {
 	}) != nil {
 		return
 	}
-	time.AfterFunc(time.Until(deadline), r.eng.Shutdown)
+	time.AfterFunc(time.Until(deadline), r.Stop)
 }
 
-// Stop implements shardRuntime.
-func (r *routed) Stop() { r.eng.Shutdown() }
+// Stop implements shardRuntime: every open Conn is closed, each with its
+// OnClose, and the loop stops.
+func (r *routed) Stop() {
+	_ = r.shard.Run(r.closeOffLoop)
+	r.eng.Shutdown() // queued behind closeOffLoop: gnet then closes its own
+}
+
+// hold counts one thing a drain waits for: a gnet connection (from OnOpen
+// to OnClose), an open Conn (until its OnClose), or work off the loop (a
+// relay, a TLS handshake, a hand-off waiting for its owner). release ends
+// it, from any goroutine.
+func (r *routed) hold() { r.pending.Add(1) }
+
+func (r *routed) release() {
+	if r.pending.Add(-1) == 0 && r.drainAsked.Load() {
+		_ = r.shard.Run(r.maybeDrained)
+	}
+}
 
 // maybeDrained stops the loop once a drain has nothing left to wait for.
 func (r *routed) maybeDrained() {
-	if r.draining && r.active == 0 && r.forwarding.Load() == 0 {
+	if r.draining && r.pending.Load() == 0 {
 		r.eng.Shutdown()
 	}
 }
@@ -214,8 +255,12 @@ func (r *routed) OnShutdown(gnet.Engine) {}
 // OnTick implements gnet.EventHandler.
 func (r *routed) OnTick() (time.Duration, gnet.Action) { return time.Hour, gnet.None }
 
-// OnOpen starts reading a new connection's preamble.
+// OnOpen starts reading a new connection's preamble, or opens a socket
+// another worker handed off.
 func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	if a, ok := gc.Context().(*arrival); ok {
+		return r.openArrival(gc, a)
+	}
 	if r.refuse {
 		return frame.AppendError(nil, "server is draining"), gnet.Close
 	}
@@ -229,7 +274,7 @@ func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	pc.gen++
 	gen := pc.gen
 	gc.SetContext(pc)
-	r.active++
+	r.hold()
 	pc.timer = time.AfterFunc(r.info.Config.PreambleTimeout, func() {
 		_ = r.shard.Run(func() {
 			if gc.Context() == pc && pc.gen == gen && pc.conn == nil && !pc.detached {
@@ -241,8 +286,8 @@ func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
-// OnTraffic reads the preamble, then routes; for a local connection it
-// gives the bytes to the handler.
+// OnTraffic reads the preamble, then dispatches; for a local connection
+// it gives the bytes to the handler.
 func (r *routed) OnTraffic(gc gnet.Conn) gnet.Action {
 	pc, ok := gc.Context().(*pconn)
 	if !ok || pc.detached {
@@ -263,36 +308,7 @@ func (r *routed) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	pc.timer.Stop()
-	p := pc.dec.Preamble()
-	var (
-		owner int
-		key   []byte
-	)
-	if p.Direct {
-		if err := frame.VerifyDirect(r.info.Secret, r.info.Count, p.Shard, p.Token); err != nil {
-			return r.refuseConn(gc, frame.Reason(err))
-		}
-		owner = int(p.Shard)
-	} else {
-		key = append([]byte(nil), p.Key...)
-		owner = shard.Owner(key, r.info.Count)
-	}
-	if owner != r.info.Index {
-		return r.forward(gc, pc, key, p.Direct, owner)
-	}
-	c := &Conn{rt: r, key: key, direct: p.Direct, via: r.info.Index, remote: gc.RemoteAddr(), gc: gc}
-	pc.conn = c
-	c.opening = true
-	r.handler.OnOpen(c)
-	c.opening = false
-	if c.hijacked {
-		pc.conn, pc.detached = nil, true
-		return gnet.Close // the hijacker's duplicate keeps the socket
-	}
-	if c.closing || gc.InboundBuffered() == 0 {
-		return gnet.None
-	}
-	return r.data(c)
+	return r.dispatch(gc, pc)
 }
 
 // data gives a local connection's bytes to the handler and enforces the
@@ -303,8 +319,14 @@ func (r *routed) data(c *Conn) gnet.Action {
 		_, _ = c.gc.Discard(c.gc.InboundBuffered())
 		return gnet.None
 	}
+	if len(c.pre) > 0 && c.gc.InboundBuffered() > 0 {
+		// Bytes the accepting worker read come first: the new ones
+		// queue behind them until the handler has consumed them.
+		b, _ := c.gc.Next(-1)
+		c.pre = append(c.pre, b...)
+	}
 	r.handler.OnData(c)
-	if !c.closing && c.gc != nil && c.gc.InboundBuffered() > r.limit {
+	if !c.closing && c.gc != nil && c.Buffered() > r.limit {
 		_, _ = c.gc.Write(frame.AppendError(nil, "read buffer limit reached"))
 		c.abort(ErrInputLimit)
 	}
@@ -326,15 +348,20 @@ func (r *routed) OnClose(gc gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	gc.SetContext(nil)
-	pc.timer.Stop()
+	if pc.timer != nil {
+		pc.timer.Stop()
+		pc.timer = nil
+	}
 	c := pc.conn
 	pc.conn, pc.detached = nil, false
 	pc.dec.Reset()
 	r.pool.Put(pc)
+	defer r.release() // the gnet connection
 	if c == nil {
-		r.active--
-		r.maybeDrained()
 		return gnet.None
+	}
+	if err == nil && r.stopping {
+		err = ErrServerClosed
 	}
 	if !c.closing && errors.Is(err, io.EOF) {
 		c.eof = true
@@ -353,42 +380,20 @@ func (r *routed) OnClose(gc gnet.Conn, err error) gnet.Action {
 
 // keepAfterEOF keeps a half-closed local connection open for the handler
 // to write its reply later: gnet closes its descriptor on EOF, so the
-// socket is duplicated first and written from a goroutine.
+// socket is detached first and written from a goroutine.
 func (r *routed) keepAfterEOF(c *Conn) bool {
 	_ = c.LocalAddr()
-	fd, err := c.gc.Dup()
-	if err != nil {
-		r.log.Warn("cannot keep a half-closed connection", "err", err)
-		return false
-	}
-	f := os.NewFile(uintptr(fd), "client")
-	nc, err := net.FileConn(f)
-	f.Close()
+	nc, rest, err := r.detach(c.gc)
 	if err != nil {
 		r.log.Warn("cannot keep a half-closed connection", "err", err)
 		return false
 	}
 	c.gc = nil
 	c.st = newStream(c, nc)
+	c.st.in = append(c.takePre(), rest...)
 	c.st.started = true // nothing more to read
+	r.offLoop[c] = struct{}{}
 	return true
-}
-
-// closed runs OnClose for c once, on the loop.
-func (r *routed) closed(c *Conn, err error) {
-	if c.closed {
-		return
-	}
-	c.closed = true
-	r.handler.OnClose(c, err)
-	r.active--
-	r.maybeDrained()
-}
-
-// queueClosed runs closed from the loop's queue, so that a handler's
-// Close never calls its OnClose from inside another handler method.
-func (r *routed) queueClosed(c *Conn, err error) {
-	_ = r.shard.Run(func() { r.closed(c, err) })
 }
 
 // printable renders a key for a log line.

@@ -21,10 +21,10 @@ type shardRuntime interface {
 	// finished. It returns nil for a stop it was asked for.
 	Serve(ready func()) error
 
-	// SetPeer gives the runtime its end of a fresh mesh link to peer,
-	// which has (re)started. The runtime owns link. A previous link to
-	// the same peer is dead by then (the peer process exited).
-	SetPeer(peer int, link *os.File)
+	// SetPeer gives the runtime its ends of fresh links to peer, which
+	// has (re)started. The runtime owns them. Previous links to the same
+	// peer are dead by then (the peer process exited).
+	SetPeer(peer int, links peerFiles)
 
 	// Drain makes the shard stop accepting; connections in flight go on
 	// until they close or deadline passes, then they are closed and Serve
@@ -52,10 +52,38 @@ type shardInfo struct {
 	Logger *slog.Logger
 	// Listeners are the listening sockets, in the order of Config.Listen.
 	Listeners []shardListener
-	// Peers are this worker's ends of the mesh links, by peer index. A
-	// peer that was down when this worker started is absent: SetPeer
-	// brings its link when it is back. The runtime owns the files.
-	Peers map[int]*os.File
+	// Peers are this worker's ends of the links to each peer, by peer
+	// index. A peer that was down when this worker started is absent:
+	// SetPeer brings its links when it is back. The runtime owns the
+	// files.
+	Peers map[int]peerFiles
+}
+
+// linksPerPeer is the number of descriptors per peer in the master's
+// messages: the mesh link, and the hand-off link when connections are
+// handed off.
+func (info *shardInfo) linksPerPeer() int {
+	if info.Config.Forward == ForwardHandoff {
+		return 2
+	}
+	return 1
+}
+
+// peerFiles are a worker's ends of its links to one peer.
+type peerFiles struct {
+	// Mesh is the socketpair end that carries the smux session.
+	Mesh *os.File
+	// Handoff is the SOCK_SEQPACKET socketpair end that carries sockets
+	// handed off (nil when Config.Forward is relay).
+	Handoff *os.File
+}
+
+// Close closes both files.
+func (l peerFiles) Close() {
+	l.Mesh.Close()
+	if l.Handoff != nil {
+		l.Handoff.Close()
+	}
 }
 
 // shardListener is one listener of a shard.

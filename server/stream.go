@@ -39,6 +39,7 @@ type stream struct {
 	waiting bool // the reader waits for credit
 	ack     chan struct{}
 	done    chan struct{} // closed when the Conn is finished
+	endOnce sync.Once
 
 	mu      sync.Mutex
 	out     []byte
@@ -244,8 +245,11 @@ func (s *stream) closeWrite() { s.setFinish(finishCloseWrite) }
 // close closes once the queue is sent.
 func (s *stream) close() {
 	s.setFinish(finishClose)
-	close(s.done)
+	s.end()
 }
+
+// end tells the reader the Conn is finished.
+func (s *stream) end() { s.endOnce.Do(func() { close(s.done) }) }
 
 func (s *stream) setFinish(f finishKind) {
 	s.mu.Lock()
@@ -267,5 +271,5 @@ func (s *stream) abort() {
 	s.out, s.finish = nil, finishClose
 	s.mu.Unlock()
 	_ = s.nc.Close()
-	close(s.done)
+	s.end()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/subordinate/subordinate/internal/ctl"
+	"github.com/subordinate/subordinate/internal/handoff"
 )
 
 // Timings of the supervisor that are not configurable.
@@ -331,7 +332,7 @@ func (s *supervisor) start(i int) error {
 		return err
 	}
 	var peers []int
-	var ends []*os.File
+	var ends []*os.File // per peer: the mesh end, then the hand-off end if any
 	defer func() {
 		for _, f := range ends {
 			f.Close()
@@ -339,25 +340,29 @@ func (s *supervisor) start(i int) error {
 	}()
 	for _, p := range s.workers {
 		if p.index == i || !p.alive {
-			continue // a peer down gets its link to i when it restarts
+			continue // a peer down gets its links to i when it restarts
 		}
-		mine, theirs, err := ctl.Socketpair()
+		mine, theirs, err := s.peerLinks()
 		if err != nil {
 			mc.Close()
 			child.Close()
 			return err
 		}
+		fds := make([]int, len(theirs))
+		for k, f := range theirs {
+			fds[k] = int(f.Fd())
+		}
 		_ = p.ctl.SetWriteDeadline(time.Now().Add(sendTimeout))
-		err = p.ctl.Send(&ctl.Message{Type: ctl.TypePeer, Peer: &ctl.Peer{Shard: i}, FDs: []int{int(theirs.Fd())}})
+		err = p.ctl.Send(&ctl.Message{Type: ctl.TypePeer, Peer: &ctl.Peer{Shard: i}, FDs: fds})
 		_ = p.ctl.SetWriteDeadline(time.Time{})
-		theirs.Close()
+		closeFiles(theirs)
 		if err != nil {
-			mine.Close()
-			s.log.Warn("cannot give a worker its link to a restarted peer", "shard", p.index, "peer", i, "err", err)
+			closeFiles(mine)
+			s.log.Warn("cannot give a worker its links to a restarted peer", "shard", p.index, "peer", i, "err", err)
 			continue
 		}
 		peers = append(peers, p.index)
-		ends = append(ends, mine)
+		ends = append(ends, mine...)
 	}
 
 	cmd := exec.Command(s.exe, s.args[1:]...)
@@ -418,6 +423,33 @@ func (s *supervisor) start(i int) error {
 		}
 	}()
 	return nil
+}
+
+// peerLinks makes the links between two workers: a mesh socketpair and,
+// when connections are handed off, a hand-off socketpair. It returns one
+// worker's ends and the other's, in that order.
+func (s *supervisor) peerLinks() (mine, theirs []*os.File, err error) {
+	a, b, err := ctl.Socketpair()
+	if err != nil {
+		return nil, nil, err
+	}
+	mine, theirs = []*os.File{a}, []*os.File{b}
+	if s.cfg.Forward == ForwardHandoff {
+		ha, hb, err := handoff.Pair()
+		if err != nil {
+			closeFiles(mine)
+			closeFiles(theirs)
+			return nil, nil, err
+		}
+		mine, theirs = append(mine, ha), append(theirs, hb)
+	}
+	return mine, theirs, nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }
 
 // workerEnviron is the master's environment without a worker variable.

@@ -10,7 +10,6 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/subordinate/subordinate/frame"
-	"github.com/subordinate/subordinate/shard"
 )
 
 // isTLS reports whether gc came in on a tls:// listener.
@@ -26,30 +25,21 @@ func (r *routed) acceptTLS(gc gnet.Conn) ([]byte, gnet.Action) {
 	if r.refuse {
 		return nil, gnet.Close
 	}
-	fd, err := gc.Dup()
+	raw, _, err := r.detach(gc)
 	if err != nil {
-		r.log.Error("cannot take a TLS connection", "err", err)
+		r.log.Warn("cannot take a TLS connection", "err", err)
 		return nil, gnet.Close
 	}
-	r.forwarding.Add(1)
-	go r.serveTLS(fd)
+	r.hold()
+	go r.serveTLS(raw)
 	return nil, gnet.Close // the duplicate keeps the socket
 }
 
 // serveTLS handshakes, reads the preamble from the decrypted stream and
 // routes. Handshake and preamble together must finish within
 // PreambleTimeout.
-func (r *routed) serveTLS(fd int) {
-	defer func() {
-		if r.forwarding.Add(-1) == 0 {
-			_ = r.shard.Run(r.maybeDrained)
-		}
-	}()
-	raw, err := fileConn(fd)
-	if err != nil {
-		r.log.Error("cannot take a TLS connection", "err", err)
-		return
-	}
+func (r *routed) serveTLS(raw net.Conn) {
+	defer r.release()
 	deadline := time.Now().Add(r.info.Config.PreambleTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -94,28 +84,20 @@ func (r *routed) serveTLS(fd int) {
 		}
 	}
 	_ = tc.SetReadDeadline(time.Time{})
-	p := dec.Preamble()
-	var (
-		owner int
-		key   []byte
-	)
-	if p.Direct {
-		if err := frame.VerifyDirect(r.info.Secret, r.info.Count, p.Shard, p.Token); err != nil {
-			r.tlsRefuse(tc, frame.Reason(err))
-			return
-		}
-		owner = int(p.Shard)
-	} else {
-		key = append([]byte(nil), p.Key...)
-		owner = shard.Owner(key, r.info.Count)
-	}
-	if owner != r.info.Index {
-		r.forwardConn(tc, key, p.Direct, owner, early, info)
+	owner, key, err := r.ownerOf(dec.Preamble())
+	if err != nil {
+		r.tlsRefuse(tc, frame.Reason(err))
 		return
 	}
-	c := &Conn{rt: r, key: key, direct: p.Direct, via: r.info.Index, remote: raw.RemoteAddr(), local: raw.LocalAddr(), tls: info}
-	c.st = newStream(c, tc)
-	if err := r.shard.Run(func() { r.openStream(c, early) }); err != nil {
+	if owner != r.info.Index {
+		r.forwardConn(tc, key, owner, early, info)
+		return
+	}
+	if err := r.shard.Run(func() {
+		c := r.newConn(key, key == nil, r.info.Index)
+		c.remote, c.local, c.tls = raw.RemoteAddr(), raw.LocalAddr(), info
+		r.openStream(c, tc, early)
+	}); err != nil {
 		_ = tc.Close()
 	}
 }

@@ -121,12 +121,12 @@ func runWorker(local Config, factory HandlerFactory) error {
 		case m := <-msgs:
 			switch m.Type {
 			case ctl.TypePeer:
-				if m.Peer == nil || len(m.FDs) != 1 {
+				if m.Peer == nil || len(m.FDs) != info.linksPerPeer() {
 					ctl.CloseFDs(m)
 					log.Error("bad peer message from the master", "fds", len(m.FDs))
 					continue
 				}
-				rt.SetPeer(m.Peer.Shard, os.NewFile(uintptr(m.FDs[0]), "mesh"))
+				rt.SetPeer(m.Peer.Shard, peerLinksOf(m.FDs))
 			case ctl.TypeDrain:
 				ctl.CloseFDs(m)
 				if m.Drain != nil {
@@ -160,6 +160,16 @@ func runWorker(local Config, factory HandlerFactory) error {
 	}
 }
 
+// peerLinksOf makes the links to one peer of its descriptors: the mesh
+// link, then the hand-off link if there is one.
+func peerLinksOf(fds []int) peerFiles {
+	l := peerFiles{Mesh: os.NewFile(uintptr(fds[0]), "mesh")}
+	if len(fds) > 1 {
+		l.Handoff = os.NewFile(uintptr(fds[1]), "handoff")
+	}
+	return l
+}
+
 // shardInfoOf builds the runtime's info from the init message: the
 // master's config, this process's logger, the descriptors split into
 // listeners and mesh links.
@@ -179,20 +189,21 @@ func shardInfoOf(m *ctl.Message, local Config, factory HandlerFactory) (*shardIn
 	if in.Workers < 1 || in.Shard < 0 || in.Shard >= in.Workers {
 		return fail(fmt.Errorf("init: shard %d of %d", in.Shard, in.Workers))
 	}
-	nfd := len(in.Listeners) + len(in.Peers)
-	if len(fds) != nfd {
-		return fail(fmt.Errorf("init: %d descriptors, want %d", len(fds), nfd))
-	}
 	info := &shardInfo{
 		Index: in.Shard, Count: in.Workers, Config: cfg, Secret: in.Secret,
-		Factory: factory, Peers: make(map[int]*os.File, len(in.Peers)),
+		Factory: factory, Peers: make(map[int]peerFiles, len(in.Peers)),
+	}
+	per := info.linksPerPeer()
+	nfd := len(in.Listeners) + per*len(in.Peers)
+	if len(fds) != nfd {
+		return fail(fmt.Errorf("init: %d descriptors, want %d", len(fds), nfd))
 	}
 	for _, l := range in.Listeners {
 		info.Listeners = append(info.Listeners, shardListener{URL: l.URL, Network: l.Network, Address: l.Address, FD: fds[0]})
 		fds = fds[1:]
 	}
 	for i, p := range in.Peers {
-		info.Peers[p] = os.NewFile(uintptr(fds[i]), "mesh")
+		info.Peers[p] = peerLinksOf(fds[i*per : (i+1)*per])
 	}
 	return info, nil
 }

@@ -12,9 +12,11 @@
 //
 //	master -> worker  init   shard index, worker count, config, secret,
 //	                         listener specs; FDs: the listeners in order,
-//	                         then one mesh link end per peer in Init.Peers
+//	                         then, per peer in Init.Peers, its mesh link end
+//	                         and its hand-off link end
 //	worker -> master  ready  the shard accepts connections
-//	master -> worker  peer   a peer restarted; FD: the fresh mesh link end
+//	master -> worker  peer   a peer restarted; FDs: the fresh mesh link end
+//	                         and the fresh hand-off link end
 //	master -> worker  drain  stop accepting, finish by the deadline, exit 0
 //	master -> worker  stop   close everything and exit now
 //

@@ -36,8 +36,8 @@ type Message struct {
 }
 
 // Init is everything a worker needs to run its shard. Its FDs are the
-// listening sockets in the order of Listeners, then one mesh link end for
-// each entry of Peers, in that order.
+// listening sockets in the order of Listeners, then for each entry of
+// Peers, in that order, two: the mesh link end and the hand-off link end.
 type Init struct {
 	// Shard is the index of the worker's shard, 0 <= Shard < Workers.
 	Shard int `json:"shard"`
@@ -51,8 +51,8 @@ type Init struct {
 	Secret []byte `json:"secret"`
 	// Listeners describe the listening sockets, in the order of the FDs.
 	Listeners []Listener `json:"listeners"`
-	// Peers are the shard indexes whose mesh link ends follow the
-	// listeners among the FDs. A peer that is down at the time is absent;
+	// Peers are the shard indexes whose link ends (mesh, hand-off) follow
+	// the listeners among the FDs. A peer that is down at the time is absent;
 	// a peer message brings its link when it is back.
 	Peers []int `json:"peers"`
 }
@@ -68,8 +68,8 @@ type Listener struct {
 	URL string `json:"url"`
 }
 
-// Peer announces a fresh mesh link to a restarted peer. Its one FD is
-// this worker's end of the link.
+// Peer announces fresh links to a restarted peer. Its two FDs are this
+// worker's end of the mesh link and its end of the hand-off link.
 type Peer struct {
 	Shard int `json:"shard"`
 }

@@ -44,6 +44,18 @@ func Pair() (a, b *os.File, err error) {
 	return os.NewFile(uintptr(fds[0]), "handoff"), os.NewFile(uintptr(fds[1]), "handoff"), nil
 }
 
+// Supported reports whether this system can make hand-off links (darwin
+// has no SOCK_SEQPACKET for Unix sockets).
+func Supported() bool {
+	a, b, err := Pair()
+	if err != nil {
+		return false
+	}
+	a.Close()
+	b.Close()
+	return true
+}
+
 // Link is one end of a hand-off socketpair. TrySend may be called from
 // any goroutine (the event loop calls it); Send from any goroutine;
 // Receive from one goroutine at a time.

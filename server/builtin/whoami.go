@@ -14,7 +14,8 @@ import (
 //	shard=<owner> pid=<worker pid> via=<accepting shard> key="<key>"
 //
 // and then echoes like Echo. A direct connection has key="" and says
-// direct=true; a TLS connection adds tls=<version> sni="<name>"
+// direct=true; a connection whose bytes are relayed over the mesh by the
+// accepting worker says relayed=true; a TLS connection adds tls=<version> sni="<name>"
 // alpn="<protocol>" peer="<client certificate subject>".
 func WhoAmI(*server.Shard) (server.Handler, error) { return whoami{}, nil }
 
@@ -24,6 +25,9 @@ func (whoami) OnOpen(c *server.Conn) {
 	direct := ""
 	if c.Direct() {
 		direct = " direct=true"
+	}
+	if c.Relayed() {
+		direct += " relayed=true"
 	}
 	tlsInfo := ""
 	if t := c.TLS(); t != nil {

@@ -11,42 +11,47 @@ import (
 
 	"github.com/subordinate/subordinate/frame"
 	"github.com/subordinate/subordinate/internal/mesh"
-	"github.com/subordinate/subordinate/shard"
 )
 
-// forward takes a connection whose key another shard owns off the loop
-// and relays it to the owner. The bytes read past the preamble travel in
-// the stream header.
-func (r *routed) forward(gc gnet.Conn, pc *pconn, key []byte, direct bool, owner int) gnet.Action {
-	fd, err := gc.Dup()
+// relay takes a connection whose key another shard owns off the loop and
+// relays its bytes to the owner over a mesh stream: the path of every
+// connection in relay mode, and of one whose early bytes are too many for
+// a hand-off message. The bytes read past the preamble travel in the
+// stream header.
+func (r *routed) relay(gc gnet.Conn, key []byte, owner int) gnet.Action {
+	client, early, err := r.detach(gc)
 	if err != nil {
-		r.log.Error("cannot forward a connection", "err", err)
-		return r.refuseConn(gc, "internal error")
+		r.log.Warn("cannot forward a connection", "owner", owner, "err", err)
+		return r.refuseConn(gc, "server busy")
 	}
-	var early []byte
-	if gc.InboundBuffered() > 0 {
-		b, _ := gc.Next(-1)
-		early = append([]byte(nil), b...)
-	}
-	pc.detached = true
-	r.forwarding.Add(1)
-	go r.relay(fd, key, direct, owner, early)
+	r.hold()
+	go func() {
+		defer r.release()
+		r.forwardConn(client, key, owner, early, nil)
+	}()
 	return gnet.Close // gnet closes its descriptor; the duplicate keeps the socket
 }
 
-// relay runs on its own goroutine for the life of a forwarded connection.
-func (r *routed) relay(fd int, key []byte, direct bool, owner int, early []byte) {
-	defer func() {
-		if r.forwarding.Add(-1) == 0 {
-			_ = r.shard.Run(r.maybeDrained)
-		}
-	}()
-	client, err := fileConn(fd)
+// detach takes the socket of a gnet connection out of gnet: a duplicate
+// of its descriptor as a net.Conn of Go's runtime poller, and a copy of
+// the bytes gnet holds unconsumed. gnet closes its own descriptor when
+// the caller returns gnet.Close (or at OnClose); no FIN is sent while the
+// duplicate is open.
+func (r *routed) detach(gc gnet.Conn) (net.Conn, []byte, error) {
+	fd, err := gc.Dup()
 	if err != nil {
-		r.log.Error("cannot forward a connection", "err", err)
-		return
+		return nil, nil, fmt.Errorf("detach: %w", err)
 	}
-	r.forwardConn(client, key, direct, owner, early, nil)
+	nc, err := fileConn(fd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("detach: %w", err)
+	}
+	var rest []byte
+	if gc.InboundBuffered() > 0 {
+		b, _ := gc.Next(-1)
+		rest = append([]byte(nil), b...)
+	}
+	return nc, rest, nil
 }
 
 // fileConn turns a descriptor the runtime owns into a net.Conn.
@@ -57,8 +62,9 @@ func fileConn(fd int) (net.Conn, error) {
 }
 
 // forwardConn opens a stream to owner, sends the stream header and relays
-// client to it until both sides are done.
-func (r *routed) forwardConn(client net.Conn, key []byte, direct bool, owner int, early []byte, tlsi *TLSInfo) {
+// client to it until both sides are done. key is nil for a direct
+// connection.
+func (r *routed) forwardConn(client net.Conn, key []byte, owner int, early []byte, tlsi *TLSInfo) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.info.Config.OwnerWait)
 	st, err := r.mesh.Open(ctx, owner)
 	cancel()
@@ -68,12 +74,14 @@ func (r *routed) forwardConn(client net.Conn, key []byte, direct bool, owner int
 		return
 	}
 	hdr := frame.StreamHeader{
-		Direct: direct,
-		Shard:  uint32(owner),
+		Direct: key == nil,
 		Key:    key,
 		Client: addrOf(client.RemoteAddr()),
 		Local:  addrOf(client.LocalAddr()),
 		TLS:    tlsi,
+	}
+	if hdr.Direct {
+		hdr.Shard = uint32(owner)
 	}
 	rest := early
 	if len(rest) > frame.DefaultMaxEarly {
@@ -114,9 +122,9 @@ func addrOf(a net.Addr) frame.Addr {
 	return frame.Addr{Net: a.Network(), Addr: a.String()}
 }
 
-// onStream serves a connection another worker forwarded here: it reads
-// the stream header, then hands the stream to the handler as a Conn. It
-// runs on its own goroutine (mesh.StreamHandler).
+// onStream serves a connection another worker relays here: it reads the
+// stream header, then hands the stream to the handler as a Conn. It runs
+// on its own goroutine (mesh.StreamHandler).
 func (r *routed) onStream(peer int, st *mesh.Stream) {
 	select {
 	case <-r.shard.running:
@@ -131,41 +139,35 @@ func (r *routed) onStream(peer int, st *mesh.Stream) {
 		return
 	}
 	_ = st.SetReadDeadline(time.Time{})
-	if (hdr.Direct && int(hdr.Shard) != r.info.Index) || (!hdr.Direct && shard.Owner(hdr.Key, r.info.Count) != r.info.Index) {
+	key := hdr.Key
+	if hdr.Direct || len(key) == 0 {
+		key = nil
+	}
+	if !r.owns(key, hdr.Shard) {
 		r.log.Error("stream for another shard", "peer", peer, "key", printable(hdr.Key), "direct", hdr.Direct)
 		st.Close()
 		return
 	}
-	c := &Conn{rt: r, key: hdr.Key, direct: hdr.Direct, fwd: true, via: peer, remote: hdr.Client, local: hdr.Local, tls: hdr.TLS}
-	if len(hdr.Key) == 0 {
-		c.key = nil
-	}
-	c.st = newStream(c, st)
 	early := hdr.Early
-	if err := r.shard.Run(func() { r.openStream(c, early) }); err != nil {
+	if err := r.shard.Run(func() {
+		c := r.newConn(key, hdr.Direct, peer)
+		c.fwd, c.relayed, c.remote, c.local, c.tls = true, true, hdr.Client, hdr.Local, hdr.TLS
+		r.openStream(c, st, early)
+	}); err != nil {
 		st.Close()
 	}
 }
 
-// openStream opens a stream-backed Conn on the loop.
-func (r *routed) openStream(c *Conn, early []byte) {
-	if r.refuse {
+// openStream opens a Conn backed by nc (a mesh stream or a TLS
+// connection), on the loop; early are bytes already read from it.
+func (r *routed) openStream(c *Conn, nc net.Conn, early []byte) {
+	c.st = newStream(c, nc)
+	c.st.in = append(c.st.in, early...)
+	r.offLoop[c] = struct{}{}
+	if r.refuse || r.stopping {
 		c.st.abort()
+		r.drop(c)
 		return
 	}
-	r.active++
-	if len(early) > 0 {
-		c.st.in = append(c.st.in, early...) // Hijack takes them
-	}
-	c.opening = true
-	r.handler.OnOpen(c)
-	c.opening = false
-	if c.hijacked {
-		r.active--
-		return
-	}
-	if c.closing {
-		return
-	}
-	c.st.dataReady()
+	r.open(c)
 }

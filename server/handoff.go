@@ -1,0 +1,203 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/subordinate/subordinate/frame"
+	"github.com/subordinate/subordinate/internal/handoff"
+)
+
+// adoptionQueue bounds the hand-offs a worker has received and given to
+// gnet but whose registration it has not heard back about; past it, the
+// receivers stop reading their links and the senders' sockets fill.
+const adoptionQueue = 4096
+
+// handOff sends the socket of gc, with its key and the bytes read past
+// the preamble, to the owner over their hand-off link, on the loop, and
+// lets gnet close its own descriptor. When the owner is restarting or its
+// socket is full, a goroutine takes over and waits for it (handOffLater).
+func (r *routed) handOff(gc gnet.Conn, key []byte, owner int) gnet.Action {
+	m := frame.Handoff{Key: key, Listener: uint16(max(r.eng.Listener(gc), 0))}
+	if key == nil {
+		m.Direct, m.Shard = true, uint32(owner)
+	}
+	m.Early, _ = gc.Peek(-1)
+	msg, err := frame.AppendHandoff(r.msgBuf[:0], &m)
+	if err != nil { // cannot happen: the decoder bounds the key
+		r.log.Error("cannot hand off a connection", "err", err)
+		return r.refuseConn(gc, "internal error")
+	}
+	r.msgBuf = msg
+	if l := r.links.Get(owner); l != nil {
+		err := l.TrySend(msg, gc.Fd())
+		if err == nil {
+			return gnet.Close // the owner holds the socket now
+		}
+		if errors.Is(err, handoff.ErrPeerGone) {
+			r.links.Down(owner, l)
+		}
+	}
+	fd, err := gc.Dup()
+	if err != nil {
+		r.log.Warn("cannot hand off a connection", "owner", owner, "err", err)
+		return r.refuseConn(gc, "server busy")
+	}
+	r.hold()
+	go r.handOffLater(fd, append([]byte(nil), msg...), owner)
+	return gnet.Close // the duplicate keeps the socket
+}
+
+// handOffLater hands off the socket fd (a descriptor of this goroutine's
+// own) once the owner is back or has room, waiting at most OwnerWait;
+// otherwise the client gets -ERR. It runs on its own goroutine.
+func (r *routed) handOffLater(fd int, msg []byte, owner int) {
+	defer r.release()
+	defer unix.Close(fd)
+	deadline := time.Now().Add(r.info.Config.OwnerWait)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	for {
+		l, err := r.links.Wait(ctx, owner)
+		if err == nil {
+			err = l.Send(msg, fd, deadline)
+			if err == nil {
+				return
+			}
+			if errors.Is(err, handoff.ErrPeerGone) {
+				r.links.Down(owner, l)
+				continue // the owner died: wait for the next one
+			}
+		}
+		reason := fmt.Sprintf("shard %d unavailable", owner)
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, handoff.ErrPeerGone) {
+			reason = "server busy"
+		}
+		r.log.Warn("cannot hand off a connection", "owner", owner, "err", err)
+		replyFD(fd, reason)
+		return
+	}
+}
+
+// replyFD writes one -ERR line to a client socket that is not in any
+// poller, without waiting: a fresh socket has room for it.
+func replyFD(fd int, reason string) {
+	_, _ = unix.Write(fd, frame.AppendError(nil, reason))
+}
+
+// receiveHandoffs reads the sockets peer hands this worker until the link
+// ends (the peer exited, or this worker stops). It runs on its own
+// goroutine, one per link.
+func (r *routed) receiveHandoffs(peer int, l *handoff.Link) {
+	select {
+	case <-r.shard.running:
+	case <-r.stopped:
+		return
+	}
+	bufs := handoff.NewBuffers()
+	for {
+		msg, fd, err := l.Receive(bufs)
+		if errors.Is(err, handoff.ErrBadMessage) {
+			r.log.Error("bad hand-off message", "peer", peer, "err", err)
+			continue
+		}
+		if err != nil {
+			if r.links.Down(peer, l) {
+				r.log.Info("hand-off link down", "peer", peer, "err", err)
+			}
+			return
+		}
+		r.arrive(peer, msg, fd)
+	}
+}
+
+// arrival is a handed-off socket on its way into the loop: gnet gives it
+// back as the context of the new connection, in OnOpen.
+type arrival struct {
+	m   *frame.Handoff
+	via int
+}
+
+// adoption is one socket given to gnet, whose result is awaited.
+type adoption struct {
+	res <-chan gnet.RegisteredResult
+	via int
+}
+
+// arrive checks a hand-off message and gives its socket to gnet, which
+// registers it with the loop and calls OnOpen (openArrival).
+func (r *routed) arrive(peer int, b []byte, fd int) {
+	m, err := frame.ParseHandoff(b, r.info.Config.MaxKey)
+	if err == nil && !r.owns(m.Key, m.Shard) {
+		err = fmt.Errorf("key %s is not this shard's", printable(m.Key))
+	}
+	if err != nil {
+		r.log.Error("refused a hand-off", "peer", peer, "err", err)
+		replyFD(fd, "internal error")
+		unix.Close(fd)
+		return
+	}
+	// The message lives in the link's buffer: keep a copy.
+	own := append(append(make([]byte, 0, len(m.Key)+len(m.Early)), m.Key...), m.Early...)
+	if m.Key != nil {
+		m.Key = own[:len(m.Key):len(m.Key)]
+	}
+	if m.Early != nil {
+		m.Early = own[len(own)-len(m.Early):]
+	}
+	f := os.NewFile(uintptr(fd), "client")
+	nc, err := net.FileConn(f)
+	if err != nil {
+		r.log.Warn("cannot adopt a handed-off connection", "peer", peer, "err", err)
+		replyFD(fd, "server busy")
+		f.Close()
+		return
+	}
+	f.Close()
+	r.hold() // until gnet says how the registration went
+	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), &arrival{m: m, via: peer}), nc)
+	res, err := r.eng.Gnet().Register(ctx)
+	if err != nil {
+		r.log.Warn("cannot adopt a handed-off connection", "peer", peer, "err", err)
+		r.replyError(nc, "server busy")
+		r.release()
+		return
+	}
+	select {
+	case r.adoptions <- adoption{res: res, via: peer}:
+	case <-r.stopped:
+	}
+}
+
+// awaitAdoptions hears how each registration went: gnet has called
+// OnOpen by then, or closed the socket. It runs on its own goroutine
+// until Serve returns.
+func (r *routed) awaitAdoptions() {
+	for a := range r.adoptions {
+		if res := <-a.res; res.Err != nil {
+			r.log.Warn("cannot adopt a handed-off connection", "peer", a.via, "err", res.Err)
+		}
+		r.release()
+	}
+}
+
+// openArrival opens a handed-off socket on the loop: from now on it is a
+// local connection in every respect, with the bytes the accepting worker
+// read waiting in front of gnet's buffer.
+func (r *routed) openArrival(gc gnet.Conn, a *arrival) ([]byte, gnet.Action) {
+	pc := r.pool.Get().(*pconn)
+	pc.gen++
+	gc.SetContext(pc)
+	r.hold() // the gnet connection, until OnClose
+	c := r.newConn(a.m.Key, a.m.Direct, a.via)
+	c.gc, c.remote, c.fwd, c.pre = gc, gc.RemoteAddr(), true, a.m.Early
+	pc.conn = c
+	return nil, r.openLocal(pc, c)
+}
