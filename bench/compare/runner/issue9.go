@@ -220,7 +220,7 @@ func issue9Markdown(sets []*results) string {
 	}
 	first := sets[0]
 	workers := first.Config["workers"]
-	b.WriteString("#### Issue 9 targets: N workers against 1 worker, in one run\n\n")
+	b.WriteString("### Issue 9 targets: N workers against 1 worker, in one run\n\n")
 	fmt.Fprintf(&b, "N = %v workers, uniform keys: about %.0f%% of connections are accepted by a worker that does not own their key. "+
 		"handoff is `serve --forward handoff` (the default: the accepting worker passes the socket to the owner), "+
 		"relay is `serve --forward relay` (it copies the bytes over the mesh); 1 worker serves every connection locally. "+
@@ -302,7 +302,7 @@ func forwardedTable(b *strings.Builder, sets []*results) {
 	}
 	first := sets[0]
 	f := first.forwardedShare()
-	b.WriteString("\n#### Forwarded against local\n\n")
+	b.WriteString("\n### Forwarded against local\n\n")
 	fmt.Fprintf(b, "With N = %v workers and uniform keys a share f = (N−1)/N = %.2f of the connections is forwarded and the rest is local, "+
 		"so the figure of a forwarded connection alone is (N workers − (1 − f) × 1 worker) ÷ f", first.Config["workers"], f)
 	if f == 0.5 {

@@ -193,7 +193,6 @@ func writeSummary(dir string, sets []*results) error {
 		return err
 	}
 	var b strings.Builder
-	b.WriteString("### Issue 9: hand-off, relay and one worker\n\n")
 	b.WriteString(summary)
 	for _, r := range sets {
 		fmt.Fprintf(&b, "\n### %s\n\n", pinTitle(r))

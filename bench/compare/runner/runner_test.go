@@ -360,7 +360,7 @@ func TestRunnerPinBoth(t *testing.T) {
 			t.Errorf("issue9.md lacks %q:\n%s", want, summary)
 		}
 	}
-	if !strings.HasPrefix(string(md), "### Issue 9") || !strings.Contains(string(md), string(summary)) {
+	if !strings.HasPrefix(string(md), string(summary)) || !strings.HasPrefix(string(summary), "### Issue 9 targets") {
 		t.Errorf("table.md does not start with the summary:\n%s", md)
 	}
 	pinned := strings.Index(string(md), "\n### Pinned: servers on CPU "+server+", clients on CPU "+client)
