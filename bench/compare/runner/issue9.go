@@ -256,8 +256,10 @@ func issue9Markdown(sets []*results) string {
 	for _, r := range sets {
 		fmt.Fprintf(&b, "%s: %s.  \n", strings.ToUpper(pinName(r)[:1])+pinName(r)[1:], pinning(r))
 	}
-	fmt.Fprintf(&b, "Idle memory: growth of RSS summed over the server's processes while %v connections are held, per connection, median of %v measurement(s) on fresh servers; "+
-		"the figure of a forwarded connection alone is derived as below.\n", first.Config["idle_conns"], first.Config["idle_runs"])
+	if len(first.Idle) > 0 {
+		fmt.Fprintf(&b, "Idle memory: growth of RSS summed over the server's processes while %v connections are held, per connection, median of %v measurement(s) on fresh servers; "+
+			"the figure of a forwarded connection alone is derived as below.\n", first.Config["idle_conns"], first.Config["idle_runs"])
+	}
 	forwardedTable(&b, sets)
 	return b.String()
 }

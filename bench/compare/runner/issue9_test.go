@@ -92,6 +92,7 @@ func TestIssue9Summary(t *testing.T) {
 		"3 run(s) of 5s",
 		"Pinned: servers on CPU 1, clients on CPU 0 (taskset).",
 		"Unpinned: no CPU affinity",
+		"while 10000 connections are held, per connection, median of 3 measurement(s)",
 		"here 2 × (2 workers) − (1 worker)",
 		// Forwarded against local: 2 × 10.5 − 10 = 11; 2 × 15 − 10 = 20.
 		"| pinned | ping-pong, CPU µs | handoff | 10.0 | 10.5 | 11.0 | 1.10 | 0.95 |",
@@ -121,6 +122,9 @@ func TestIssue9SummaryMissingRows(t *testing.T) {
 		if strings.HasPrefix(l, "|") && (strings.Contains(l, "✓") || strings.Contains(l, "✗")) {
 			t.Fatalf("a verdict without figures: %s", l)
 		}
+	}
+	if strings.Contains(md, "Idle memory:") {
+		t.Errorf("the idle-memory note without idle figures:\n%s", md)
 	}
 	if strings.Contains(md, "Forwarded against local") {
 		t.Fatalf("an empty forwarded-against-local table:\n%s", md)
