@@ -1,30 +1,57 @@
 #!/usr/bin/env bash
 # run.sh measures Subordinate against its peers side by side, in one run,
-# and writes the figures behind BENCHMARKS.md:
+# and writes the figures behind BENCHMARKS.md. By default (--pin both) it
+# measures everything twice, servers and clients pinned to different CPUs,
+# then unpinned:
 #
-#   bench/compare/results/results.json   every run of every cell, and medians
-#   bench/compare/results/results.csv    the medians
-#   bench/compare/results/table.md       the markdown tables
-#   bench/compare/results/chart.svg      throughput, p99 and CPU per request
+#   bench/compare/results/table.md       what BENCHMARKS.md shows: the issue-9
+#                                        summary, then the pinned and the
+#                                        unpinned tables
+#   bench/compare/results/issue9.md      the issue-9 summary alone: every
+#                                        target, pinned and unpinned, and the
+#                                        forwarded-against-local derivation
+#   bench/compare/results/pinned/        results.json (every run of every
+#   bench/compare/results/unpinned/      cell, and medians), results.csv (the
+#                                        medians), table.md, issue9.md and
+#                                        chart.svg (throughput, p99 and CPU
+#                                        per request) of each setting
+#
+# With --pin on or --pin off there is one setting and those files are in
+# bench/compare/results/ itself.
 #
 # Usage (from anywhere in the repository, as root on a fresh Debian 12):
 #
-#   bench/compare/run.sh                 full run (about 15 minutes on 2 CPUs)
+#   bench/compare/run.sh                 full run: every row, pinned and
+#                                        unpinned, 3 runs of 8 s per cell
+#                                        (about 25 minutes on 2 CPUs)
+#   bench/compare/run.sh --runs 5 --duration 3s --idle-runs 3
+#                                        the same with more, shorter runs and
+#                                        3 idle-memory measurements per row:
+#                                        steadier medians for the issue-9
+#                                        ratios (about 18 minutes on 2 CPUs)
 #   bench/compare/run.sh --quick         smoke test: 1 run of 1 s per cell,
 #                                        results in a temporary directory
-#   bench/compare/run.sh [--out DIR] [--no-pin] [runner flags...]
+#   bench/compare/run.sh [--out DIR] [--pin both|on|off] [--no-pin] [runner flags...]
+#
+# --pin both (the default) measures pinned and then unpinned, each setting a
+# complete run of its own (rows interleaved within it); --pin on measures
+# pinned only, --pin off (or --no-pin) unpinned only. Pinning needs 2 or
+# more CPUs; on 1 CPU every run is unpinned.
 #
 # Runner flags (see `go run ./bench/compare/runner -h`) pass through, e.g.
-# --runs 5 --duration 10s --rows gnet,subN --workloads pingpong.
+# --runs 5 --duration 10s --rows gnet,subN --workloads pingpong. Rows: gnet,
+# sub1, subN (N workers, --forward handoff), subN-relay (N workers, --forward
+# relay), haproxy, node, std. Workloads: pingpong, pipeline, connect,
+# connect0 (connect per request closed by reset).
 #
 # It installs what is missing with apt-get (haproxy; nodejs), builds the Go
 # binaries (Go 1.26 must be on PATH or in /usr/local/go/bin: Debian's golang
 # package is too old for this module), raises the open-files limit for the
-# 10 000 idle connections, and, on a machine with 2 or more CPUs, pins the
-# servers and the load generator to different CPUs with taskset (the first
-# half of the CPUs for the clients, the rest for the servers) so that the
-# client's own CPU use does not blur the servers' figures. --no-pin turns
-# that off.
+# 10 000 idle connections, and, when pinning on a machine with 2 or more
+# CPUs, pins the servers and the load generator to different CPUs with
+# taskset (the first half of the CPUs for the clients, the rest for the
+# servers) so that the client's own CPU use does not blur the servers'
+# figures.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,21 +59,27 @@ repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 
 quick=0
-pin=1
+pin=both
 out=""
 pass=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1; pass+=("--quick") ;;
-	--no-pin) pin=0 ;;
+	--no-pin) pin=off ;;
+	--pin) pin="${2:-}"; shift ;;
+	--pin=*) pin="${1#--pin=}" ;;
 	--out) out="$2"; shift ;;
 	--out=*) out="${1#--out=}" ;;
 	*) pass+=("$1") ;;
 	esac
 	shift
 done
+case "$pin" in
+on | off | both) ;;
+*) echo "run.sh: --pin $pin: want both, on or off" >&2; exit 2 ;;
+esac
 command_line="bench/compare/run.sh${pass[*]:+ ${pass[*]}}"
-[ $pin = 0 ] && command_line="$command_line --no-pin"
+[ "$pin" != both ] && command_line="$command_line --pin $pin"
 
 # --- what the run needs -----------------------------------------------------
 need=()
@@ -84,7 +117,11 @@ echo "run.sh: open files limit $(ulimit -n)" >&2
 
 cpu_flags=()
 ncpu="$(nproc)"
-if [ $pin = 1 ] && [ "$ncpu" -ge 2 ]; then
+if [ "$pin" != off ] && [ "$ncpu" -lt 2 ]; then
+	echo "run.sh: $ncpu CPU: nothing to pin to, measuring unpinned only" >&2
+	pin=off
+fi
+if [ "$pin" != off ]; then
 	half=$((ncpu / 2))
 	client_cpus="0-$((half - 1))"
 	server_cpus="$half-$((ncpu - 1))"
@@ -103,12 +140,23 @@ if [ -z "$out" ]; then
 	fi
 fi
 mkdir -p "$out"
-"$bin/runner" -bin "$bin" -out "$out" -node-script "$here/nodecluster/server.js" \
-	-command "$command_line" "${cpu_flags[@]}" "${pass[@]}"
-"$bin/chart" -in "$out/results.json" -out "$out/chart.svg"
-# The logs of the servers are for debugging a run, not for the repository.
 if [ "$out" = "$here/results" ]; then
-	rm -rf "$out/logs"
+	# The repository's results are those of the last run only: no file of a
+	# previous run (or of the other layout) is left to be mistaken for one.
+	# tls.md comes from tlscmp, not from here.
+	rm -rf "$out/pinned" "$out/unpinned" "$out/logs"
+	rm -f "$out/results.json" "$out/results.csv" "$out/table.md" "$out/issue9.md" "$out/chart.svg"
 fi
-echo "run.sh: results in $out (table.md, results.json, results.csv, chart.svg)" >&2
+"$bin/runner" -bin "$bin" -out "$out" -node-script "$here/nodecluster/server.js" \
+	-command "$command_line" -pin "$pin" "${cpu_flags[@]}" "${pass[@]}"
+sets=("$out")
+[ "$pin" = both ] && sets=("$out/pinned" "$out/unpinned")
+for d in "${sets[@]}"; do
+	"$bin/chart" -in "$d/results.json" -out "$d/chart.svg"
+	# The logs of the servers are for debugging a run, not for the repository.
+	if [ "$out" = "$here/results" ]; then
+		rm -rf "$d/logs"
+	fi
+done
+echo "run.sh: results in $out (table.md, issue9.md; results.json, results.csv, chart.svg in ${sets[*]})" >&2
 cat "$out/table.md"

@@ -94,8 +94,10 @@ const (
 	marginL = 60
 	colGap  = 30
 	panelH  = 220
-	top     = 90
+	top     = 90 // the first panel, below a one-line legend
 	gapH    = 70
+
+	legendLineH = 18
 )
 
 // draw lays the chart out as small multiples: one column per workload, one
@@ -113,17 +115,30 @@ func draw(w io.Writer, r *results) {
 			rows = append(rows, i)
 		}
 	}
+	// The legend wraps onto more lines when the labels do not fit on one;
+	// the panels move down by as much.
+	type entry struct{ x, y int }
+	legend := make([]entry, len(rows))
+	x, y := marginL, 52
+	for k, i := range rows {
+		wide := 28 + 7*len([]rune(r.Rows[i].Label))
+		if x > marginL && x+wide-12 > width-10 {
+			x, y = marginL, y+legendLineH
+		}
+		legend[k] = entry{x, y}
+		x += wide
+	}
+	top := top + y - 52
 	height := top + len(panels)*(panelH+gapH)
 	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(w, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(w, `<text x="%d" y="22" font-size="16" font-weight="bold">Subordinate and its peers: echo after a line preamble, median of runs</text>`+"\n", marginL)
 	fmt.Fprintf(w, `<text x="%d" y="40" fill="#555">%d CPUs, %s; %s; %s</text>`+"\n", marginL, r.Machine.NProc,
 		html.EscapeString(r.Machine.CPU), html.EscapeString(r.Machine.Pinning), html.EscapeString(r.Date))
-	x := marginL
 	for k, i := range rows {
-		fmt.Fprintf(w, `<rect x="%d" y="52" width="12" height="12" fill="%s"/><text x="%d" y="62">%s</text>`+"\n",
-			x, palette[k%len(palette)], x+16, html.EscapeString(r.Rows[i].Label))
-		x += 28 + 7*len(r.Rows[i].Label)
+		e := legend[k]
+		fmt.Fprintf(w, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
+			e.x, e.y, palette[k%len(palette)], e.x+16, e.y+10, html.EscapeString(r.Rows[i].Label))
 	}
 	nw := len(r.Workloads)
 	if nw == 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -65,5 +66,85 @@ func TestHuman(t *testing.T) {
 		if got := human(in); got != want {
 			t.Errorf("human(%v) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestLegendWraps checks the legend of every row the runner has stays
+// inside the chart, on more than one line, and pushes the panels down.
+func TestLegendWraps(t *testing.T) {
+	var r results
+	if err := json.Unmarshal([]byte(sample), &r); err != nil {
+		t.Fatal(err)
+	}
+	var short bytes.Buffer
+	draw(&short, &r)
+	r.Rows = r.Rows[:0]
+	for _, l := range []string{"raw gnet, 1 loop", "Subordinate, 1 worker", "Subordinate, N workers, handoff",
+		"Subordinate, N workers, relay", "HAProxy -> N backends", "Node.js cluster, N workers", "Go net, goroutine per conn"} {
+		r.Rows = append(r.Rows, struct {
+			ID    string `json:"id"`
+			Label string `json:"label"`
+			Error string `json:"error"`
+		}{ID: l, Label: l})
+	}
+	var long bytes.Buffer
+	draw(&long, &r)
+	dec := xml.NewDecoder(bytes.NewReader(long.Bytes()))
+	lines := map[string]bool{}
+	var svgH string
+	checked := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		attr := map[string]string{}
+		for _, a := range se.Attr {
+			attr[a.Name.Local] = a.Value
+		}
+		switch {
+		case se.Name.Local == "svg":
+			svgH = attr["height"]
+		case se.Name.Local == "rect" && attr["width"] == "12":
+			lines[attr["y"]] = true
+			var label string
+			if err := dec.DecodeElement(new(struct{}), &se); err != nil {
+				t.Fatal(err)
+			}
+			if tok, err := dec.Token(); err == nil { // the label's <text>
+				if te, ok := tok.(xml.StartElement); ok {
+					var x int
+					for _, a := range te.Attr {
+						if a.Name.Local == "x" {
+							fmt.Sscan(a.Value, &x)
+						}
+					}
+					if err := dec.DecodeElement(&label, &te); err != nil {
+						t.Fatal(err)
+					}
+					checked++
+					if end := x + 7*len([]rune(label)); end > width {
+						t.Errorf("legend %q ends at %d, beyond %d", label, end, width)
+					}
+				}
+			}
+		}
+	}
+	if checked != len(r.Rows) {
+		t.Errorf("%d legend labels found, want %d", checked, len(r.Rows))
+	}
+	if len(lines) < 2 {
+		t.Errorf("legend on %d line(s), want it wrapped", len(lines))
+	}
+	if !strings.Contains(short.String(), `height="`+fmt.Sprint(top+3*(panelH+gapH))+`"`) ||
+		svgH != fmt.Sprint(top+(len(lines)-1)*legendLineH+3*(panelH+gapH)) {
+		t.Errorf("height %s with %d legend lines", svgH, len(lines))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"fmt"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,31 @@ type idleResult struct {
 	RSSAfter     uint64  `json:"rss_after_bytes"`
 	BytesPerConn float64 `json:"bytes_per_conn"`
 	Error        string  `json:"error,omitempty"`
+	// Runs holds every measurement when there were several (-idle-runs);
+	// the fields above are then those of the median one.
+	Runs []idleResult `json:"runs,omitempty"`
+}
+
+// medianIdle reduces the measurements of one row to the median one (the
+// lower of the middle two for an even count), so that its RSS figures and
+// bytes per connection stay those of one real measurement. Failed
+// measurements are left out unless all failed.
+func medianIdle(samples []idleResult) idleResult {
+	var ok []idleResult
+	for _, s := range samples {
+		if s.Error == "" {
+			ok = append(ok, s)
+		}
+	}
+	if len(ok) == 0 {
+		return samples[0]
+	}
+	sort.SliceStable(ok, func(i, j int) bool { return ok[i].BytesPerConn < ok[j].BytesPerConn })
+	m := ok[(len(ok)-1)/2]
+	if len(samples) > 1 {
+		m.Runs = samples
+	}
+	return m
 }
 
 // measureIdle opens n idle connections to s with idleconns, waits for them

@@ -5,17 +5,24 @@
 // installs what it needs, builds the binaries and calls it; see there. It is
 // Linux only: it reads /proc and pins processes with taskset.
 //
-//	runner -bin DIR -out DIR [-quick] [-runs 3] [-duration 8s] ...
+//	runner -bin DIR -out DIR [-quick] [-runs 3] [-duration 8s] [-pin on|off|both] ...
 //
-// Every row (raw gnet, Subordinate with 1 and N workers, HAProxy in front of
-// N backends, a Node.js cluster, a Go goroutine-per-connection server)
-// serves echo after the same line preamble. All rows are started first;
-// then the idle-connection memory of each is measured on the fresh servers;
-// then every workload runs against every row, rows interleaved within each
-// run, several runs each. For each cell it records what `subordinate bench
-// --json` reports plus the CPU time (user+sys) of the row's whole process
-// tree and of the client, per request. Medians over the runs go to
-// results.json, results.csv and table.md in -out.
+// Every row (raw gnet, Subordinate with 1 worker and with N workers in each
+// forwarding mode, HAProxy in front of N backends, a Node.js cluster, a Go
+// goroutine-per-connection server) serves echo after the same line
+// preamble. All rows are started first; then the idle-connection memory of
+// each is measured on the fresh servers (-idle-runs times, restarting the
+// servers in between); then every workload runs against every row, rows
+// interleaved within each run, several runs each. For each cell it records
+// what `subordinate bench --json` reports plus the CPU time (user+sys) of
+// the row's whole process tree and of the client, per request. Medians over
+// the runs go to results.json, results.csv, table.md and issue9.md in -out.
+//
+// With -pin both the whole measurement runs twice, pinned (-server-cpus,
+// -client-cpus) into -out/pinned and unpinned into -out/unpinned, each with
+// its own results.json, results.csv and table.md; -out/issue9.md then holds
+// the issue-9 summary of both, and -out/table.md that summary followed by
+// both sets of tables.
 package main
 
 import (
@@ -25,6 +32,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -52,6 +61,8 @@ type config struct {
 	Settle       time.Duration // wait before reading RSS with idle connections held
 	ServerCPUs   string        // taskset list for the servers, "" = no pinning
 	ClientCPUs   string        // taskset list for the clients, "" = no pinning
+	Pin          string        // on (pin if the CPU lists are set), off, or both
+	IdleRuns     int           // idle-memory measurements per row, on fresh servers each
 	Command      string        // the command line to print in the tables
 	Quick        bool
 	explicit     map[string]bool // flags given on the command line
@@ -80,7 +91,7 @@ func main() {
 	flag.StringVar(&c.NodeScript, "node-script", "", "nodecluster/server.js")
 	flag.StringVar(&c.HAProxy, "haproxy", "haproxy", "haproxy executable")
 	flag.StringVar(&c.Out, "out", "", "results directory")
-	flag.StringVar(&c.Rows, "rows", "", "rows to run, comma-separated (gnet,sub1,subN,haproxy,node,std; default all)")
+	flag.StringVar(&c.Rows, "rows", "", "rows to run, comma-separated (gnet,sub1,subN,subN-relay,haproxy,node,std; default all)")
 	flag.StringVar(&c.Workloads, "workloads", "", "workloads to run, comma-separated (pingpong,pipeline,connect,connect0; default all)")
 	flag.IntVar(&c.Workers, "workers", runtime.NumCPU(), "N: workers, backends and cluster size of the multi-process rows")
 	flag.IntVar(&c.Runs, "runs", 3, "runs per cell; the median is reported")
@@ -94,6 +105,8 @@ func main() {
 	flag.DurationVar(&c.Settle, "settle", 2*time.Second, "wait before reading RSS while idle connections are held")
 	flag.StringVar(&c.ServerCPUs, "server-cpus", "", "pin the servers to these CPUs (taskset list)")
 	flag.StringVar(&c.ClientCPUs, "client-cpus", "", "pin the clients to these CPUs (taskset list)")
+	flag.StringVar(&c.Pin, "pin", "on", "on: pin to -server-cpus/-client-cpus if given; off: ignore them; both: measure pinned into OUT/pinned, then unpinned into OUT/unpinned, and summarise both")
+	flag.IntVar(&c.IdleRuns, "idle-runs", 1, "idle-memory measurements per row, each on freshly started servers; the median is reported")
 	flag.StringVar(&c.Command, "command", "", "command line to print in the tables (default: this one)")
 	flag.BoolVar(&c.Quick, "quick", false, "smoke test: 1 run of 1s per cell, 1000 idle connections (flags given explicitly win)")
 	flag.Parse()
@@ -120,6 +133,7 @@ func (c *config) applyDefaults() error {
 		set("duration", func() { c.Duration = time.Second })
 		set("settle", func() { c.Settle = 300 * time.Millisecond })
 		set("idle", func() { c.Idle = min(c.Idle, 1000) })
+		set("idle-runs", func() { c.IdleRuns = 1 })
 	}
 	if c.BinDir == "" || c.Out == "" {
 		return fmt.Errorf("-bin and -out are required")
@@ -136,7 +150,68 @@ func (c *config) applyDefaults() error {
 	if c.Workers < 1 || c.Runs < 1 || c.Duration <= 0 || c.Conns < 1 || c.ConnectConns < 1 || c.Keys < 1 || c.Depth < 1 || c.Size < 1 {
 		return fmt.Errorf("workers, runs, duration, conns, connect-conns, keys, depth and size must be positive")
 	}
+	if c.IdleRuns < 1 {
+		c.IdleRuns = 1
+	}
+	if c.Pin == "" {
+		c.Pin = "on"
+	}
+	switch c.Pin {
+	case "on", "off":
+	case "both":
+		if c.ServerCPUs == "" && c.ClientCPUs == "" {
+			return fmt.Errorf("-pin both needs -server-cpus or -client-cpus (what to pin to)")
+		}
+	default:
+		return fmt.Errorf("-pin %q: want on, off or both", c.Pin)
+	}
+	var ids []string
+	for _, r := range rows() {
+		ids = append(ids, r.ID)
+	}
+	if err := checkIDs("-rows", c.Rows, ids); err != nil {
+		return err
+	}
+	ids = ids[:0]
+	for _, w := range workloads(c) {
+		ids = append(ids, w.ID)
+	}
+	return checkIDs("-workloads", c.Workloads, ids)
+}
+
+// checkIDs rejects a name in a comma-separated list that is not one of
+// known, so that a typo does not silently leave a row out.
+func checkIDs(flagName, list string, known []string) error {
+	if list == "" {
+		return nil
+	}
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" && !slices.Contains(known, s) {
+			return fmt.Errorf("%s: unknown %q (known: %s)", flagName, s, strings.Join(known, ","))
+		}
+	}
 	return nil
+}
+
+// pinMode is one pinning setting the measurement runs under.
+type pinMode struct {
+	Name       string // "pinned" or "unpinned"
+	ServerCPUs string
+	ClientCPUs string
+}
+
+// pinModes lists the settings -pin asks for, in the order they run.
+func (c *config) pinModes() []pinMode {
+	pinned := pinMode{Name: "pinned", ServerCPUs: c.ServerCPUs, ClientCPUs: c.ClientCPUs}
+	unpinned := pinMode{Name: "unpinned"}
+	switch {
+	case c.Pin == "both":
+		return []pinMode{pinned, unpinned}
+	case c.Pin == "off" || (c.ServerCPUs == "" && c.ClientCPUs == ""):
+		return []pinMode{unpinned}
+	default:
+		return []pinMode{pinned}
+	}
 }
 
 // selected filters items by a comma-separated list of IDs ("" keeps all).
@@ -152,19 +227,51 @@ func selected(list, id string) bool {
 	return false
 }
 
-// run is the whole comparison. benchEnv is added to the load generator's
-// environment (tests use it).
+// run is the whole comparison: once, or with -pin both once pinned and
+// once unpinned, each into its own directory, and then the summary of both.
+// benchEnv is added to the load generator's environment (tests use it).
 func run(c config, log *slog.Logger, benchEnv []string) error {
 	if err := c.applyDefaults(); err != nil {
 		return err
 	}
+	modes := c.pinModes()
+	if len(modes) == 1 {
+		c.ServerCPUs, c.ClientCPUs = modes[0].ServerCPUs, modes[0].ClientCPUs
+		res, err := measure(c, modes[0].Name, log, benchEnv)
+		if err != nil {
+			return err
+		}
+		return res.write(c.Out)
+	}
+	var sets []*results
+	for _, m := range modes {
+		mc := c
+		mc.ServerCPUs, mc.ClientCPUs = m.ServerCPUs, m.ClientCPUs
+		mc.Out = filepath.Join(c.Out, m.Name)
+		log.Info("pinning", "mode", m.Name, "server_cpus", orAll(m.ServerCPUs), "client_cpus", orAll(m.ClientCPUs), "out", mc.Out)
+		res, err := measure(mc, m.Name, log.With("pin", m.Name), benchEnv)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.Name, err)
+		}
+		if err := res.write(mc.Out); err != nil {
+			return err
+		}
+		sets = append(sets, res)
+	}
+	return writeSummary(c.Out, sets)
+}
+
+// measure runs every selected workload against every selected row under
+// one pinning setting (c's CPU lists) and returns what it measured.
+func measure(c config, pin string, log *slog.Logger, benchEnv []string) (*results, error) {
 	e := &env{cfg: c, logDir: filepath.Join(c.Out, "logs"), log: log, benchEnv: benchEnv}
 	if err := os.MkdirAll(e.logDir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	res := &results{
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Command: c.Command,
+		Pin:     pin,
 		Machine: machineInfo(c),
 		Config:  publicConfig(c),
 	}
@@ -187,10 +294,12 @@ func run(c config, log *slog.Logger, benchEnv []string) error {
 			s.stop()
 		}
 	}()
+	defs := map[string]row{}
 	for _, r := range rows() {
 		if !selected(c.Rows, r.ID) {
 			continue
 		}
+		defs[r.ID] = r
 		rr := rowResult{ID: r.ID, Label: r.Label}
 		s, err := e.startRow(r)
 		if err != nil {
@@ -204,20 +313,48 @@ func run(c config, log *slog.Logger, benchEnv []string) error {
 		res.Rows = append(res.Rows, rr)
 	}
 
-	// Memory per idle connection, on fresh servers.
+	// Memory per idle connection, on fresh servers: -idle-runs times, the
+	// servers restarted between measurements (a Go or Node process keeps
+	// memory it has grown into, so a second measurement on the same
+	// process would see less growth).
 	if c.Idle > 0 {
+		samples := map[string][]idleResult{}
+		for rep := 0; rep < c.IdleRuns; rep++ {
+			if rep > 0 {
+				for i, r := range res.Rows {
+					s := servers[r.ID]
+					if s == nil {
+						continue
+					}
+					s.stop()
+					delete(servers, r.ID)
+					ns, err := e.startRow(defs[r.ID])
+					if err != nil {
+						res.Rows[i].Error = "restart for idle run " + strconv.Itoa(rep+1) + ": " + err.Error()
+						log.Warn("row lost", "row", r.ID, "err", err)
+						continue
+					}
+					servers[r.ID] = ns
+				}
+			}
+			for _, r := range res.Rows {
+				s := servers[r.ID]
+				if s == nil {
+					continue
+				}
+				n := c.Idle
+				if r.ID == "haproxy" && n > e.haproxyMaxConn() {
+					n = e.haproxyMaxConn()
+				}
+				ir := e.measureIdle(r.ID, s, n)
+				log.Info("idle", "run", rep, "row", r.ID, "conns", ir.Conns, "bytes_per_conn", int(ir.BytesPerConn), "err", ir.Error)
+				samples[r.ID] = append(samples[r.ID], ir)
+			}
+		}
 		for _, r := range res.Rows {
-			s := servers[r.ID]
-			if s == nil {
-				continue
+			if len(samples[r.ID]) > 0 {
+				res.Idle = append(res.Idle, medianIdle(samples[r.ID]))
 			}
-			n := c.Idle
-			if r.ID == "haproxy" && n > e.haproxyMaxConn() {
-				n = e.haproxyMaxConn()
-			}
-			ir := e.measureIdle(r.ID, s, n)
-			log.Info("idle", "row", r.ID, "conns", ir.Conns, "bytes_per_conn", int(ir.BytesPerConn), "err", ir.Error)
-			res.Idle = append(res.Idle, ir)
 		}
 	}
 
@@ -253,7 +390,7 @@ func run(c config, log *slog.Logger, benchEnv []string) error {
 	for _, cl := range res.Cells {
 		cl.Median = medianOf(cl.Runs)
 	}
-	return res.write(c.Out)
+	return res, nil
 }
 
 // startRow starts a row on a free port and waits until it serves.

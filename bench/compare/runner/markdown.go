@@ -80,10 +80,10 @@ func (r *results) peerRatios(b *strings.Builder) {
 	if r.cell(sub, firstWorkload(r)) == nil {
 		return
 	}
-	r.ratioTable(b, sub, "Throughput: Subordinate (N workers) ÷ each server",
+	r.ratioTable(b, sub, "Throughput: Subordinate (N workers, handoff) ÷ each server",
 		"Above 1: Subordinate serves more requests per second than that server.",
 		func(s, o summary) float64 { return s.RPS / o.RPS })
-	r.ratioTable(b, sub, "Server CPU per request: each server ÷ Subordinate (N workers)",
+	r.ratioTable(b, sub, "Server CPU per request: each server ÷ Subordinate (N workers, handoff)",
 		"Above 1: Subordinate spends less CPU per request than that server.",
 		func(s, o summary) float64 { return o.ServerUsPerReq / s.ServerUsPerReq })
 }
@@ -163,28 +163,28 @@ func oneLine(s string) string {
 }
 
 // forwardedEstimate derives the memory of a forwarded idle connection from
-// the two Subordinate rows: with N workers and uniform keys about (N-1)/N
-// of the connections are forwarded, with 1 worker none are.
+// the Subordinate rows: with N workers and uniform keys about (N-1)/N of
+// the connections are forwarded, with 1 worker none are. Each forwarding
+// mode measured gets its own estimate.
 func (r *results) forwardedEstimate(b *strings.Builder) {
-	var one, n *idleResult
-	for i := range r.Idle {
-		switch r.Idle[i].Row {
-		case "sub1":
-			one = &r.Idle[i]
-		case "subN":
-			n = &r.Idle[i]
-		}
-	}
-	workers, _ := r.Config["workers"].(float64)
-	if w, ok := r.Config["workers"].(int); ok {
-		workers = float64(w)
-	}
-	if one == nil || n == nil || one.Error != "" || n.Error != "" || workers < 2 {
+	one := r.idle(rowOne)
+	share := r.forwardedShare()
+	if one == nil || share <= 0 {
 		return
 	}
-	share := (workers - 1) / workers
-	extra := (n.BytesPerConn - one.BytesPerConn) / share
-	fmt.Fprintf(b, "\nSubordinate with 1 worker serves every connection locally; with N = %.0f workers and uniform keys about %.0f%% are forwarded. "+
-		"Taking the difference as the cost of forwarding: a forwarded idle connection costs about %.0f bytes more than a local one (%.0f + %.0f bytes in all, counting both workers).\n",
-		workers, share*100, extra, one.BytesPerConn, extra)
+	first := true
+	for _, m := range forwardModes {
+		n := r.idle(m.row)
+		if n == nil {
+			continue
+		}
+		if first {
+			fmt.Fprintf(b, "\nSubordinate with 1 worker serves every connection locally; with N = %.0f workers and uniform keys about %.0f%% are forwarded. "+
+				"Taking the difference as the cost of forwarding:\n\n", 1/(1-share), share*100)
+			first = false
+		}
+		extra := derivedForwarded(n.BytesPerConn, one.BytesPerConn, share) - one.BytesPerConn
+		fmt.Fprintf(b, "- %s: a forwarded idle connection costs about %.0f bytes more than a local one (%.0f + %.0f bytes in all, counting every worker).\n",
+			r.label(m.row), extra, one.BytesPerConn, extra)
+	}
 }

@@ -16,6 +16,7 @@ import (
 type results struct {
 	Date         string         `json:"date"`
 	Command      string         `json:"command"`
+	Pin          string         `json:"pin,omitempty"` // "pinned" or "unpinned"
 	Machine      machine        `json:"machine"`
 	Config       map[string]any `json:"config"`
 	HAProxyCheck string         `json:"haproxy_key_check,omitempty"`
@@ -157,11 +158,13 @@ func publicConfig(c config) map[string]any {
 		"workers": c.Workers, "runs": c.Runs, "duration": c.Duration.String(),
 		"conns": c.Conns, "connect_conns": c.ConnectConns, "size": c.Size,
 		"keys": c.Keys, "dist": "uniform", "frame": "line", "depth": c.Depth,
-		"idle_conns": c.Idle, "quick": c.Quick,
+		"idle_conns": c.Idle, "idle_runs": c.IdleRuns, "quick": c.Quick,
 	}
 }
 
-// write stores results.json, results.csv and table.md in dir.
+// write stores results.json, results.csv, table.md (the tables, then the
+// issue-9 summary of this one set) and issue9.md (that summary alone) in
+// dir.
 func (r *results) write(dir string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -173,7 +176,29 @@ func (r *results) write(dir string) error {
 	if err := os.WriteFile(dir+"/results.csv", []byte(r.csv()), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(dir+"/table.md", []byte(r.markdown()), 0o644)
+	summary := issue9Markdown([]*results{r})
+	if err := os.WriteFile(dir+"/issue9.md", []byte(summary), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(dir+"/table.md", []byte(r.markdown()+"\n"+summary), 0o644)
+}
+
+// writeSummary stores, for several sets measured under different pinning
+// (each already written to its own directory), issue9.md with the issue-9
+// summary of all of them side by side, and table.md with that summary
+// followed by every set's tables: what BENCHMARKS.md takes as it is.
+func writeSummary(dir string, sets []*results) error {
+	summary := issue9Markdown(sets)
+	if err := os.WriteFile(dir+"/issue9.md", []byte(summary), 0o644); err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString(summary)
+	for _, r := range sets {
+		fmt.Fprintf(&b, "\n### %s\n\n", pinTitle(r))
+		b.WriteString(r.markdown())
+	}
+	return os.WriteFile(dir+"/table.md", []byte(b.String()), 0o644)
 }
 
 func (r *results) csv() string {

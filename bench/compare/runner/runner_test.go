@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +25,8 @@ var (
 	buildErr  error
 )
 
-// peerBins builds gnetecho, stdecho and idleconns once per test binary.
+// peerBins builds gnetecho, stdecho, idleconns and subordinate once per
+// test binary.
 func peerBins(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -33,7 +35,7 @@ func peerBins(t *testing.T) string {
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", buildDir+"/",
-			"../gnetecho", "../stdecho", "../idleconns")
+			"../gnetecho", "../stdecho", "../idleconns", "../../../cmd/subordinate")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v: %s", err, out)
@@ -151,7 +153,8 @@ func checkEchoContract(t *testing.T, addr string) {
 	if err != nil && !strings.Contains(err.Error(), "reset") {
 		t.Fatalf("long key: %v", err)
 	}
-	if !strings.HasPrefix(string(b), "-ERR key too long\n") {
+	// The peers answer exactly "-ERR key too long\n"; Subordinate says why.
+	if !strings.HasPrefix(string(b), "-ERR key too long") || !strings.HasSuffix(string(b), "\n") {
 		t.Fatalf("long key: got %q", b)
 	}
 
@@ -171,6 +174,31 @@ func checkEchoContract(t *testing.T, addr string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestSubordinateRowsEcho starts the Subordinate rows, with 1 worker and
+// with N in each forwarding mode, from the real binary, and holds them to
+// the same contract as the peers: the runner's command lines (--forward
+// among them) are ones `subordinate serve` accepts.
+func TestSubordinateRowsEcho(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real multi-process servers")
+	}
+	for _, id := range []string{"sub1", "subN", "subN-relay"} {
+		t.Run(id, func(t *testing.T) {
+			e := testEnv(t)
+			e.cfg.Subordinate = filepath.Join(e.cfg.BinDir, "subordinate")
+			s := startTestRow(t, e, id)
+			if id != "sub1" && !strings.Contains(s.note, "--workers 2") {
+				t.Errorf("note %q: want --workers 2", s.note)
+			}
+			if want := map[string]string{"sub1": "", "subN": "--forward handoff", "subN-relay": "--forward relay"}[id]; !strings.Contains(s.note, want) ||
+				(want == "" && strings.Contains(s.note, "--forward")) {
+				t.Errorf("note %q: want %q", s.note, want)
+			}
+			checkEchoContract(t, s.Addr)
+		})
 	}
 }
 
@@ -251,6 +279,97 @@ func TestRunnerEndToEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "results.csv")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestRunnerPinBoth runs the whole runner with -pin both on the Subordinate
+// rows and the stand-in load generator: two complete sets of results, one
+// pinned and one unpinned, and the summary of both.
+func TestRunnerPinBoth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real multi-process servers")
+	}
+	out := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, client := "1", "0"
+	if runtime.NumCPU() < 2 {
+		server = "0"
+	}
+	bins := peerBins(t)
+	c := config{BinDir: bins, Out: out, Bench: self, Rows: "sub1,subN,subN-relay", Workloads: "pingpong,connect0",
+		Subordinate: filepath.Join(bins, "subordinate"), Pin: "both", ServerCPUs: server, ClientCPUs: client,
+		Workers: 2, Runs: 1, Duration: 300 * time.Millisecond, Conns: 4, ConnectConns: 2,
+		Size: 32, Keys: 10, Depth: 4, Idle: 100, IdleRuns: 2, Settle: 10 * time.Millisecond,
+		Node: "node", HAProxy: "haproxy", Command: "test"}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	if err := run(c, log, []string{fakeBenchEnv + "=1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, pin := range []string{"pinned", "unpinned"} {
+		b, err := os.ReadFile(filepath.Join(out, pin, "results.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r results
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Pin != pin || (pin == "unpinned") != (r.Machine.Pinning == "none") {
+			t.Errorf("%s: pin %q, pinning %q", pin, r.Pin, r.Machine.Pinning)
+		}
+		if len(r.Cells) != 3*2 {
+			t.Fatalf("%s: %d cells, want 6", pin, len(r.Cells))
+		}
+		for _, cl := range r.Cells {
+			if len(cl.Runs) != 1 || cl.Median.RPS <= 0 {
+				t.Errorf("%s: cell %s/%s: %+v %v", pin, cl.Row, cl.Workload, cl.Median, cl.Errors)
+			}
+		}
+		if len(r.Idle) != 3 {
+			t.Fatalf("%s: idle %+v", pin, r.Idle)
+		}
+		for _, i := range r.Idle {
+			if i.Error != "" || len(i.Runs) != 2 {
+				t.Errorf("%s: idle %s: %+v, want 2 measurements", pin, i.Row, i)
+			}
+		}
+		for _, f := range []string{"results.csv", "table.md", "issue9.md"} {
+			if _, err := os.Stat(filepath.Join(out, pin, f)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, "table.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	summary, err := os.ReadFile(filepath.Join(out, "issue9.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| figure | target | pinned | unpinned |",
+		"| server CPU per request, ping-pong: handoff ÷ 1 worker | ≤ 1.1 | ",
+		"| pinned | connect per request, close by reset (SO_LINGER 0), CPU µs | relay |",
+		"| unpinned | idle memory, bytes | handoff |",
+	} {
+		if !strings.Contains(string(summary), want) {
+			t.Errorf("issue9.md lacks %q:\n%s", want, summary)
+		}
+	}
+	if !strings.HasPrefix(string(md), string(summary)) || !strings.HasPrefix(string(summary), "### Issue 9 targets") {
+		t.Errorf("table.md does not start with the summary:\n%s", md)
+	}
+	pinned := strings.Index(string(md), "\n### Pinned: servers on CPU "+server+", clients on CPU "+client)
+	unpinned := strings.Index(string(md), "\n### Unpinned: no CPU affinity")
+	if pinned < 0 || unpinned < pinned || !strings.Contains(string(md)[unpinned:], "| Subordinate, N workers, relay |") {
+		t.Errorf("table.md lacks the pinned then the unpinned tables:\n%s", md)
+	}
+	if _, err := os.Stat(filepath.Join(out, "results.json")); err == nil {
+		t.Error("results.json at the top of a -pin both run: it belongs in pinned/ and unpinned/")
 	}
 }
 

@@ -26,8 +26,9 @@ type row struct {
 func rows() []row {
 	return []row{
 		{ID: "gnet", Label: "raw gnet, 1 loop", start: startGnet},
-		{ID: "sub1", Label: "Subordinate, 1 worker", start: startSub(1)},
-		{ID: "subN", Label: "Subordinate, N workers", start: startSub(0)},
+		{ID: "sub1", Label: "Subordinate, 1 worker", start: startSub(1, "")},
+		{ID: "subN", Label: "Subordinate, N workers, handoff", start: startSub(0, "handoff")},
+		{ID: "subN-relay", Label: "Subordinate, N workers, relay", start: startSub(0, "relay")},
 		{ID: "haproxy", Label: "HAProxy -> N backends", start: startHAProxy(false)},
 		{ID: "node", Label: "Node.js cluster, N workers", start: startNode},
 		{ID: "std", Label: "Go net, goroutine per conn", start: startStd},
@@ -174,18 +175,26 @@ func startNode(e *env, addr string) (*server, error) {
 	return s, e.launch(s, "node", e.cfg.Node, e.cfg.NodeScript, "--addr", addr, "--workers", n)
 }
 
-// startSub starts `subordinate serve` with workers processes (0: N).
-func startSub(workers int) func(e *env, addr string) (*server, error) {
+// startSub starts `subordinate serve` with workers processes (0: N) and,
+// unless forward is "", `--forward forward`: how a worker reaches the owner
+// of a connection it accepted for another shard (handoff passes the socket,
+// relay copies its bytes over the mesh). With 1 worker every connection is
+// local and the flag changes nothing, so sub1 leaves it out.
+func startSub(workers int, forward string) func(e *env, addr string) (*server, error) {
 	return func(e *env, addr string) (*server, error) {
 		w := workers
 		if w == 0 {
 			w = e.cfg.Workers
 		}
+		flags := []string{"--workers", strconv.Itoa(w), "--handler", "echo", "--frame", "line"}
 		name := "sub" + strconv.Itoa(w)
-		s := &server{Addr: addr, note: fmt.Sprintf("subordinate serve --workers %d --handler echo --frame line", w)}
-		return s, e.launch(s, name, e.cfg.Subordinate, "serve",
-			"--listen", "tcp://"+addr, "--workers", strconv.Itoa(w),
-			"--handler", "echo", "--frame", "line")
+		if forward != "" {
+			flags = append(flags, "--forward", forward)
+			name += "-" + forward
+		}
+		s := &server{Addr: addr, note: "subordinate serve " + strings.Join(flags, " ")}
+		argv := append([]string{e.cfg.Subordinate, "serve", "--listen", "tcp://" + addr}, flags...)
+		return s, e.launch(s, name, argv...)
 	}
 }
 
