@@ -89,34 +89,38 @@ func socketHolders(pids []int, ino uint64) []int {
 	return holders
 }
 
-// checkHolder checks which process holds the server's end of c: its
-// owner alone in handoff mode and for a local connection; the accepting
-// worker alone for a connection relayed in relay mode. It waits a bounded
-// time, since the accepting worker closes its descriptor after passing it.
-// workers holds the pid of each shard; the master is checked too.
-func (s *master) checkHolder(t *testing.T, c *client, workers []int) {
+// checkHolders checks which process holds the server's end of each of
+// conns: its owner alone in handoff mode and for a local connection; the
+// accepting worker alone for a connection relayed in relay mode. It waits
+// a bounded time, since the accepting worker closes its descriptor after
+// passing it. workers holds the pid of each shard; the master is checked
+// too.
+func (s *master) checkHolders(t *testing.T, conns []*client, workers []int) {
 	t.Helper()
-	holder := workers[c.shard]
-	if c.forwarded() && s.mode == "relay" {
-		holder = workers[c.via]
-	}
 	pids := append([]int{s.Pid}, workers...)
-	var got []int
+	var wrong []string
 	for deadline := time.Now().Add(soon); ; time.Sleep(10 * time.Millisecond) {
-		ino := serverSocketInode(c.Conn)
-		if ino == 0 {
-			t.Errorf("--forward %s: no server socket for the connection of shard %d accepted by %d", s.mode, c.shard, c.via)
-			return
+		wrong = wrong[:0]
+		for _, c := range conns {
+			holder := workers[c.shard]
+			if c.forwarded() && s.mode == "relay" {
+				holder = workers[c.via]
+			}
+			ino := serverSocketInode(c.Conn)
+			if ino == 0 {
+				t.Fatalf("--forward %s: no server socket for the connection of shard %d accepted by %d", s.mode, c.shard, c.via)
+			}
+			if got := socketHolders(pids, ino); len(got) != 1 || got[0] != holder {
+				wrong = append(wrong, fmt.Sprintf("the connection of shard %d accepted by shard %d is held by pids %v, want only %d", c.shard, c.via, got, holder))
+			}
 		}
-		if got = socketHolders(pids, ino); len(got) == 1 && got[0] == holder {
-			return
-		}
-		if time.Now().After(deadline) {
+		if len(wrong) == 0 || time.Now().After(deadline) {
 			break
 		}
 	}
-	t.Errorf("--forward %s: the connection of shard %d accepted by shard %d is held by pids %v, want only %d (master %d, workers %v)",
-		s.mode, c.shard, c.via, got, holder, s.Pid, workers)
+	if len(wrong) > 0 {
+		t.Errorf("--forward %s (master %d, workers %v):\n%s", s.mode, s.Pid, workers, strings.Join(wrong, "\n"))
+	}
 }
 
 // expectClosed checks that c is closed by the server: a read fails, and
@@ -169,9 +173,7 @@ func TestAcceptorKilled(t *testing.T) {
 			c.echo(t, "before")
 		}
 		if runtime.GOOS == "linux" {
-			for _, c := range passed {
-				s.checkHolder(t, c, pids)
-			}
+			s.checkHolders(t, slices.Concat(passed, own, others), pids)
 		}
 		if err := syscall.Kill(pids[victim], syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -370,8 +372,8 @@ func TestHandoffDescriptors(t *testing.T) {
 			c.Close()
 		}
 	}
+	s.checkHolders(t, held, pids)
 	for i, c := range held {
-		s.checkHolder(t, c, pids)
 		c.echo(t, "held")
 		if i%2 == 1 {
 			c.Conn.(*net.TCPConn).SetLinger(0)
@@ -379,7 +381,7 @@ func TestHandoffDescriptors(t *testing.T) {
 		c.Close()
 	}
 
-	const conns, conc = 16000, 64
+	const conns, conc = 20000, 64
 	var stats loadStats
 	if err := handoffLoad(s, conns, conc, &stats); err != nil {
 		t.Fatal(err)
