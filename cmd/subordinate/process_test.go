@@ -5,10 +5,13 @@ package main
 //
 // Unless a test says otherwise the server runs the whoami handler: after
 // the key line it replies "shard=<owner> pid=<pid> via=<accepting shard>"
-// and echoes, so a test sees which process serves a connection.
+// (plus " relayed=true" when the accepting worker relays the connection's
+// bytes over the mesh) and echoes, so a test sees which process serves a
+// connection and how it got there.
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,6 +56,25 @@ type master struct {
 	*proctest.Proc
 	addr    string // the first listener's address
 	workers int
+	mode    string // --forward: handoff (the default) or relay
+}
+
+// The two ways a plain connection reaches an owner that did not accept it
+// (serve --forward): the accepting worker passes the socket itself to the
+// owner (handoff, the default), or keeps it and relays its bytes over the
+// mesh (relay). TLS connections are relayed in both modes.
+var modes = []string{"handoff", "relay"}
+
+// forEachMode runs f as a parallel subtest for each forwarding mode, so
+// that a test of routing or faults covers both paths.
+func forEachMode(t *testing.T, f func(t *testing.T, mode string)) {
+	t.Helper()
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			f(t, mode)
+		})
+	}
 }
 
 // serve starts "subordinate serve" with args (plus JSON logs and, unless
@@ -78,7 +100,13 @@ func serve(t *testing.T, workers int, args ...string) *master {
 	for i := 0; i < workers; i++ {
 		p.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("worker ready", "shard", i) })
 	}
-	return &master{Proc: p, addr: addr, workers: workers}
+	mode := "handoff"
+	for i, a := range args {
+		if a == "--forward" && i+1 < len(args) {
+			mode = args[i+1]
+		}
+	}
+	return &master{Proc: p, addr: addr, workers: workers, mode: mode}
 }
 
 func contains(args []string, s string) bool {
@@ -93,17 +121,41 @@ func contains(args []string, s string) bool {
 // client is a connection that has sent its key and read the reply line.
 type client struct {
 	net.Conn
-	r     *bufio.Reader
-	shard int
-	pid   int // -1 if the reply does not name one
-	via   int // the accepting shard; -1 if the reply does not name one
+	r       *bufio.Reader
+	shard   int
+	pid     int  // -1 if the reply does not name one
+	via     int  // the accepting shard; -1 if the reply does not name one
+	relayed bool // the reply says relayed=true
 }
 
 var (
-	shardRE = regexp.MustCompile(`shard=(\d+)`)
-	pidRE   = regexp.MustCompile(`pid=(\d+)`)
-	viaRE   = regexp.MustCompile(`via=(\d+)`)
+	shardRE   = regexp.MustCompile(`shard=(\d+)`)
+	pidRE     = regexp.MustCompile(`pid=(\d+)`)
+	viaRE     = regexp.MustCompile(`via=(\d+)`)
+	relayedRE = regexp.MustCompile(`(^| )relayed=true( |$)`)
 )
+
+// forwarded reports whether another worker than the owner accepted c.
+func (c *client) forwarded() bool { return c.via >= 0 && c.via != c.shard }
+
+// checkRelayed fails the test unless c's reply says relayed=true exactly
+// when the accepting worker relays it: a connection another worker
+// accepted, in relay mode; a local or a handed-off one never is.
+func (c *client) checkRelayed(t *testing.T, mode string) {
+	t.Helper()
+	checkRelayed(t, mode, false, c.shard, c.via, c.relayed)
+}
+
+// checkRelayed is client.checkRelayed for a reply parsed elsewhere; a TLS
+// connection that another worker accepted is relayed in every mode.
+func checkRelayed(t *testing.T, mode string, tls bool, shard, via int, relayed bool) {
+	t.Helper()
+	forwarded := via >= 0 && via != shard
+	want := forwarded && (tls || mode == "relay")
+	if relayed != want {
+		t.Fatalf("--forward %s, tls=%v: shard %d accepted by %d says relayed=%v, want %v", mode, tls, shard, via, relayed, want)
+	}
+}
 
 func dial(t *testing.T, network, addr, key string) *client {
 	t.Helper()
@@ -133,6 +185,7 @@ func dial(t *testing.T, network, addr, key string) *client {
 	if m := viaRE.FindStringSubmatch(line); m != nil {
 		cl.via, _ = strconv.Atoi(m[1])
 	}
+	cl.relayed = relayedRE.MatchString(strings.TrimSuffix(line, "\n"))
 	return cl
 }
 
@@ -163,6 +216,7 @@ func (s *master) onEveryShard(t *testing.T) []*client {
 		if c.shard < 0 || c.shard >= s.workers {
 			t.Fatalf("shard %d out of range", c.shard)
 		}
+		c.checkRelayed(t, s.mode)
 		if byShard[c.shard] == nil && c.via == c.shard {
 			byShard[c.shard] = c
 			found++
@@ -209,82 +263,89 @@ func TestWorkersAreChildren(t *testing.T) {
 	}
 }
 
+// TestUnixListener: a Unix socket listener serves local and forwarded
+// connections (a Unix connection is handed off like a TCP one), and its
+// file is removed when the master stops.
 func TestUnixListener(t *testing.T) {
 	t.Parallel()
-	sock := filepath.Join(t.TempDir(), "sub.sock")
-	s := serve(t, 2, "--listen", "unix://"+sock, "--listen", "tcp://127.0.0.1:0")
-	c := dial(t, "unix", sock, "room")
-	c.echo(t, "over unix")
-	s.Signal(syscall.SIGTERM)
-	c.Close()
-	if st := s.WaitExit(soon); st.ExitCode() != 0 {
-		t.Fatalf("exit after SIGTERM: %v", st)
-	}
-	if _, err := os.Stat(sock); !os.IsNotExist(err) {
-		t.Errorf("the socket file is still there after the master stopped: %v", err)
-	}
+	forEachMode(t, func(t *testing.T, mode string) {
+		sock := filepath.Join(t.TempDir(), "sub.sock")
+		s := serve(t, 2, "--forward", mode, "--listen", "unix://"+sock, "--listen", "tcp://127.0.0.1:0")
+		conns := []*client{s.findOn(t, "unix", sock, false, -1), s.findOn(t, "unix", sock, true, -1)}
+		for _, c := range conns {
+			c.echo(t, "over unix")
+		}
+		s.Signal(syscall.SIGTERM)
+		for _, c := range conns {
+			c.Close()
+		}
+		if st := s.WaitExit(soon); st.ExitCode() != 0 {
+			t.Fatalf("exit after SIGTERM: %v", st)
+		}
+		if _, err := os.Stat(sock); !os.IsNotExist(err) {
+			t.Errorf("the socket file is still there after the master stopped: %v", err)
+		}
+	})
 }
 
 // TestKillWorker: SIGKILL of one worker gets it restarted with the same
-// index, serving, while the connections on the other workers go on.
+// index, serving, while the connections on the other workers go on; the
+// master gives back every descriptor of the dead worker's links (mesh and,
+// in handoff mode, the hand-off sockets) when it makes fresh ones.
 func TestKillWorker(t *testing.T) {
 	t.Parallel()
-	s := serve(t, 3)
-	conns := s.onEveryShard(t)
-	fdsBefore := openFDs(s.Pid)
-	victim := workerPid(t, s.Proc, 1, 1)
-	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	s.WaitLog(soon, 1, func(l proctest.Line) bool {
-		return l.Is("worker died", "shard", 1, "worker_pid", victim, "cause", "killed by signal SIGKILL")
-	})
-	fresh := workerPid(t, s.Proc, 1, 2)
-	// It got fresh mesh links to both survivors.
-	restarted := s.WaitLog(soon, 2, func(l proctest.Line) bool { return l.Is("worker started", "shard", 1) })
-	if fmt.Sprint(restarted["peers"]) != "[0 2]" {
-		t.Errorf("restarted shard 1 got links to %v, want [0 2]", restarted["peers"])
-	}
-	s.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("worker ready", "shard", 1, "worker_pid", fresh) })
-
-	// The connection the dead worker held is gone, the others work.
-	conns[1].SetReadDeadline(time.Now().Add(soon))
-	if _, err := conns[1].r.ReadString('\n'); err == nil {
-		t.Errorf("the killed worker's connection still reads")
-	}
-	conns[0].echo(t, "still here")
-	conns[2].echo(t, "still here")
-	if after := openFDs(s.Pid); after != fdsBefore {
-		t.Errorf("the master has %d descriptors open after a restart, %d before", after, fdsBefore)
-	}
-
-	// The fresh worker serves as shard 1, as a child of the master.
-	if runtime.GOOS == "linux" && !containsInt(proctest.Children(s.Pid), fresh) {
-		t.Errorf("restarted worker %d is not a child of the master", fresh)
-	}
-	for n := 0; ; n++ {
-		if n > 2000 {
-			t.Fatalf("the restarted shard accepted none of %d connections", n)
+	forEachMode(t, func(t *testing.T, mode string) {
+		s := serve(t, 3, "--forward", mode)
+		conns := s.onEveryShard(t)
+		fdsBefore := openFDs(s.Pid)
+		victim := workerPid(t, s.Proc, 1, 1)
+		if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
 		}
-		c := dial(t, "tcp", s.addr, fmt.Sprintf("again-%d", n))
-		if c.shard == 1 {
+		s.WaitLog(soon, 1, func(l proctest.Line) bool {
+			return l.Is("worker died", "shard", 1, "worker_pid", victim, "cause", "killed by signal SIGKILL")
+		})
+		fresh := workerPid(t, s.Proc, 1, 2)
+		// It got fresh mesh links to both survivors.
+		restarted := s.WaitLog(soon, 2, func(l proctest.Line) bool { return l.Is("worker started", "shard", 1) })
+		if fmt.Sprint(restarted["peers"]) != "[0 2]" {
+			t.Errorf("restarted shard 1 got links to %v, want [0 2]", restarted["peers"])
+		}
+		s.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("worker ready", "shard", 1, "worker_pid", fresh) })
+
+		// The connection the dead worker held is gone, the others work.
+		conns[1].SetReadDeadline(time.Now().Add(soon))
+		if _, err := conns[1].r.ReadString('\n'); err == nil {
+			t.Errorf("the killed worker's connection still reads")
+		}
+		conns[0].echo(t, "still here")
+		conns[2].echo(t, "still here")
+		if after := openFDs(s.Pid); after != fdsBefore {
+			t.Errorf("the master has %d descriptors open after a restart, %d before", after, fdsBefore)
+		}
+
+		// The fresh worker serves as shard 1, as a child of the master,
+		// for connections it accepts and for those the survivors pass it.
+		if runtime.GOOS == "linux" && !containsInt(proctest.Children(s.Pid), fresh) {
+			t.Errorf("restarted worker %d is not a child of the master", fresh)
+		}
+		for _, forwarded := range []bool{false, true} {
+			c := s.find(t, forwarded, 1)
 			if c.pid != fresh {
 				t.Fatalf("shard 1 answered from pid %d, want the restarted %d", c.pid, fresh)
 			}
 			c.echo(t, "back")
 			c.Close()
-			break
 		}
-		c.Close()
-	}
-	conns[0].echo(t, "and still")
-	s.Signal(syscall.SIGTERM)
-	for _, c := range conns {
-		c.Close()
-	}
-	if st := s.WaitExit(soon); st.ExitCode() != 0 {
-		t.Fatalf("exit after SIGTERM: %v", st)
-	}
+		conns[0].echo(t, "and still")
+		s.Signal(syscall.SIGTERM)
+		for _, c := range conns {
+			c.Close()
+		}
+		if st := s.WaitExit(soon); st.ExitCode() != 0 {
+			t.Fatalf("exit after SIGTERM: %v", st)
+		}
+	})
 }
 
 // TestWorkerSigterm: SIGTERM to one worker drains it alone; it exits 0
@@ -364,75 +425,94 @@ func TestSecretNotInArgvOrEnviron(t *testing.T) {
 	s.WaitExit(soon)
 }
 
-// TestDrain: on SIGTERM the workers stop accepting, an open connection
-// goes on and finishes, then everything exits 0, well before the drain
-// deadline.
+// TestDrain: on SIGTERM the workers stop accepting, open connections,
+// local and forwarded, go on and finish, then everything exits 0, well
+// before the drain deadline.
 func TestDrain(t *testing.T) {
 	t.Parallel()
-	s := serve(t, 2, "--drain-timeout", "10m")
-	conns := s.onEveryShard(t)
-	s.Signal(syscall.SIGTERM)
-	for i := 0; i < 2; i++ {
-		s.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("draining", "shard", i) })
-	}
-	// New connections are refused once the master and the workers have
-	// let go of the listening socket.
-	for deadline := time.Now().Add(soon); ; {
-		c, err := net.DialTimeout("tcp", s.addr, soon)
-		if err != nil {
-			break
+	forEachMode(t, func(t *testing.T, mode string) {
+		s := serve(t, 2, "--forward", mode, "--drain-timeout", "10m")
+		conns := append(s.onEveryShard(t), s.find(t, true, 0), s.find(t, true, 1))
+		s.Signal(syscall.SIGTERM)
+		for i := 0; i < 2; i++ {
+			s.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("draining", "shard", i) })
 		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("still accepting connections while draining")
+		// New connections are refused once the master and the workers have
+		// let go of the listening socket.
+		for deadline := time.Now().Add(soon); ; {
+			c, err := net.DialTimeout("tcp", s.addr, soon)
+			if err != nil {
+				break
+			}
+			c.Close()
+			if time.Now().After(deadline) {
+				t.Fatal("still accepting connections while draining")
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for _, c := range conns {
-		c.echo(t, "in flight")
-	}
-	if s.Exited() {
-		t.Fatal("the master exited with connections in flight")
-	}
-	for _, c := range conns {
-		c.Close()
-	}
-	if st := s.WaitExit(soon); st.ExitCode() != 0 {
-		t.Fatalf("exit after drain: %v\n%s", st, s.Stderr())
-	}
+		for _, c := range conns {
+			c.echo(t, "in flight")
+		}
+		if s.Exited() {
+			t.Fatal("the master exited with connections in flight")
+		}
+		// The drain waits for the last connection, whichever it is.
+		for _, c := range conns[:len(conns)-1] {
+			c.Close()
+		}
+		conns[len(conns)-1].echo(t, "the last one")
+		if s.Exited() {
+			t.Fatal("the master exited with a forwarded connection in flight")
+		}
+		conns[len(conns)-1].Close()
+		if st := s.WaitExit(soon); st.ExitCode() != 0 {
+			t.Fatalf("exit after drain: %v\n%s", st, s.Stderr())
+		}
+	})
 }
 
-// TestDrainDeadline: a connection that does not finish is closed at the
-// drain deadline, and the exit is still 0.
+// TestDrainDeadline: connections that do not finish, local and
+// forwarded, are closed at the drain deadline, and the exit is still 0.
 func TestDrainDeadline(t *testing.T) {
 	t.Parallel()
-	s := serve(t, 1, "--drain-timeout", "300ms")
-	c := dial(t, "tcp", s.addr, "k")
-	s.Signal(syscall.SIGTERM)
-	c.SetReadDeadline(time.Now().Add(soon))
-	if _, err := c.r.ReadString('\n'); err != io.EOF {
-		t.Fatalf("read at the drain deadline: %v, want EOF", err)
-	}
-	if st := s.WaitExit(soon); st.ExitCode() != 0 {
-		t.Fatalf("exit after the drain deadline: %v", st)
-	}
+	forEachMode(t, func(t *testing.T, mode string) {
+		s := serve(t, 2, "--forward", mode, "--drain-timeout", "300ms")
+		conns := []*client{s.find(t, false, -1), s.find(t, true, -1)}
+		s.Signal(syscall.SIGTERM)
+		for _, c := range conns {
+			c.SetReadDeadline(time.Now().Add(soon))
+			if _, err := c.r.ReadString('\n'); err != io.EOF {
+				t.Fatalf("read at the drain deadline (shard %d via %d): %v, want EOF", c.shard, c.via, err)
+			}
+		}
+		if st := s.WaitExit(soon); st.ExitCode() != 0 {
+			t.Fatalf("exit after the drain deadline: %v", st)
+		}
+	})
 }
 
-// TestSecondSignal stops at once, whatever the drain timeout.
+// TestSecondSignal stops at once, whatever the drain timeout, and closes
+// local and forwarded connections.
 func TestSecondSignal(t *testing.T) {
 	t.Parallel()
-	s := serve(t, 2, "--drain-timeout", "10m")
-	c := dial(t, "tcp", s.addr, "k")
-	s.Signal(syscall.SIGINT)
-	s.WaitLog(soon, 1, func(l proctest.Line) bool { return strings.HasPrefix(l.Msg(), "draining: ") })
-	s.Signal(syscall.SIGINT)
-	if st := s.WaitExit(soon); st.ExitCode() != 0 {
-		t.Fatalf("exit after a second signal: %v", st)
-	}
-	c.SetReadDeadline(time.Now().Add(soon))
-	if _, err := c.r.ReadString('\n'); err == nil {
-		t.Fatal("connection still open after the stop")
-	}
+	forEachMode(t, func(t *testing.T, mode string) {
+		s := serve(t, 2, "--forward", mode, "--drain-timeout", "10m")
+		conns := []*client{s.find(t, false, -1), s.find(t, true, -1)}
+		s.Signal(syscall.SIGINT)
+		s.WaitLog(soon, 1, func(l proctest.Line) bool { return strings.HasPrefix(l.Msg(), "draining: ") })
+		s.Signal(syscall.SIGINT)
+		if st := s.WaitExit(soon); st.ExitCode() != 0 {
+			t.Fatalf("exit after a second signal: %v", st)
+		}
+		for _, c := range conns {
+			c.SetReadDeadline(time.Now().Add(soon))
+			if _, err := c.r.ReadString('\n'); err == nil {
+				t.Fatalf("connection (shard %d via %d) still open after the stop", c.shard, c.via)
+			} else if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("connection (shard %d via %d) left hanging after the stop", c.shard, c.via)
+			}
+		}
+	})
 }
 
 // TestMasterKilled: a master killed with SIGKILL leaves no worker: they

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,38 +37,41 @@ func (s *master) stop(t *testing.T) {
 // both local and forwarded connections occur.
 func TestKeysLandOnTheirOwner(t *testing.T) {
 	t.Parallel()
-	const workers = 3
-	s := serve(t, workers, "--handler", "chat")
-	forwarded, local := 0, 0
-	for i := 0; i < 300; i++ {
-		key := fmt.Sprintf("room-%d", i)
-		c := dial(t, "tcp", s.addr, key)
-		if want := shard.Owner([]byte(key), workers); c.shard != want {
-			t.Fatalf("key %q joined on shard %d, the mapping says %d", key, c.shard, want)
+	forEachMode(t, func(t *testing.T, mode string) {
+		const workers = 3
+		s := serve(t, workers, "--forward", mode, "--handler", "chat")
+		forwarded, local := 0, 0
+		for i := 0; i < 300; i++ {
+			key := fmt.Sprintf("room-%d", i)
+			c := dial(t, "tcp", s.addr, key)
+			if want := shard.Owner([]byte(key), workers); c.shard != want {
+				t.Fatalf("key %q joined on shard %d, the mapping says %d", key, c.shard, want)
+			}
+			c.Close()
 		}
-		c.Close()
-	}
-	// whoami tells local from forwarded.
-	w := serve(t, workers)
-	for i := 0; i < 300; i++ {
-		key := fmt.Sprintf("k%d", i)
-		c := dial(t, "tcp", w.addr, key)
-		if want := shard.Owner([]byte(key), workers); c.shard != want {
-			t.Fatalf("key %q served by shard %d, the mapping says %d", key, c.shard, want)
+		// whoami tells local from forwarded.
+		w := serve(t, workers, "--forward", mode)
+		for i := 0; i < 300; i++ {
+			key := fmt.Sprintf("k%d", i)
+			c := dial(t, "tcp", w.addr, key)
+			if want := shard.Owner([]byte(key), workers); c.shard != want {
+				t.Fatalf("key %q served by shard %d, the mapping says %d", key, c.shard, want)
+			}
+			c.checkRelayed(t, mode)
+			if c.forwarded() {
+				forwarded++
+			} else {
+				local++
+			}
+			c.echo(t, "x")
+			c.Close()
 		}
-		if c.via == c.shard {
-			local++
-		} else {
-			forwarded++
+		if local == 0 || forwarded == 0 {
+			t.Fatalf("local %d, forwarded %d: both paths must be exercised", local, forwarded)
 		}
-		c.echo(t, "x")
-		c.Close()
-	}
-	if local == 0 || forwarded == 0 {
-		t.Fatalf("local %d, forwarded %d: both paths must be exercised", local, forwarded)
-	}
-	s.stop(t)
-	w.stop(t)
+		s.stop(t)
+		w.stop(t)
+	})
 }
 
 // TestChatAcrossWorkers: members of one room arriving through different
@@ -75,115 +79,119 @@ func TestKeysLandOnTheirOwner(t *testing.T) {
 // their own.
 func TestChatAcrossWorkers(t *testing.T) {
 	t.Parallel()
-	s := serve(t, 3, "--handler", "chat")
-	const members, lines = 6, 50
-	type member struct {
-		c   net.Conn
-		r   *bufio.Reader
-		via map[int]bool
-	}
-	var ms []*member
-	for i := 0; i < members; i++ {
-		c, err := net.DialTimeout("tcp", s.addr, soon)
-		if err != nil {
-			t.Fatal(err)
+	forEachMode(t, func(t *testing.T, mode string) {
+		s := serve(t, 3, "--forward", mode, "--handler", "chat")
+		const members, lines = 6, 50
+		type member struct {
+			c   net.Conn
+			r   *bufio.Reader
+			via map[int]bool
 		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(soon))
-		fmt.Fprintf(c, "lobby\n")
-		r := bufio.NewReader(c)
-		join, err := r.ReadString('\n')
-		if err != nil || !strings.Contains(join, fmt.Sprintf("shard=%d", shard.Owner([]byte("lobby"), 3))) {
-			t.Fatalf("join line %q, %v", join, err)
-		}
-		if !strings.Contains(join, fmt.Sprintf("members=%d", i+1)) {
-			t.Fatalf("join line %q: want members=%d", join, i+1)
-		}
-		ms = append(ms, &member{c: c, r: r})
-	}
-	// Every member sends its lines concurrently.
-	var wg sync.WaitGroup
-	for i, m := range ms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < lines; j++ {
-				fmt.Fprintf(m.c, "from %d line %d\n", i, j)
-			}
-		}()
-	}
-	wg.Wait()
-	for i, m := range ms {
-		next := make([]int, members)
-		for n := 0; n < (members-1)*lines; n++ {
-			line, err := m.r.ReadString('\n')
+		var ms []*member
+		for i := 0; i < members; i++ {
+			c, err := net.DialTimeout("tcp", s.addr, soon)
 			if err != nil {
-				t.Fatalf("member %d after %d lines: %v", i, n, err)
+				t.Fatal(err)
 			}
-			var from, seq int
-			if _, err := fmt.Sscanf(line, "from %d line %d\n", &from, &seq); err != nil {
-				t.Fatalf("member %d got %q", i, line)
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(soon))
+			fmt.Fprintf(c, "lobby\n")
+			r := bufio.NewReader(c)
+			join, err := r.ReadString('\n')
+			if err != nil || !strings.Contains(join, fmt.Sprintf("shard=%d", shard.Owner([]byte("lobby"), 3))) {
+				t.Fatalf("join line %q, %v", join, err)
 			}
-			if from == i {
-				t.Fatalf("member %d got its own line %q", i, line)
+			if !strings.Contains(join, fmt.Sprintf("members=%d", i+1)) {
+				t.Fatalf("join line %q: want members=%d", join, i+1)
 			}
-			if seq != next[from] {
-				t.Fatalf("member %d got line %d of %d, want %d", i, seq, from, next[from])
-			}
-			next[from]++
+			ms = append(ms, &member{c: c, r: r})
 		}
-	}
-	s.stop(t)
+		// Every member sends its lines concurrently.
+		var wg sync.WaitGroup
+		for i, m := range ms {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := 0; j < lines; j++ {
+					fmt.Fprintf(m.c, "from %d line %d\n", i, j)
+				}
+			}()
+		}
+		wg.Wait()
+		for i, m := range ms {
+			next := make([]int, members)
+			for n := 0; n < (members-1)*lines; n++ {
+				line, err := m.r.ReadString('\n')
+				if err != nil {
+					t.Fatalf("member %d after %d lines: %v", i, n, err)
+				}
+				var from, seq int
+				if _, err := fmt.Sscanf(line, "from %d line %d\n", &from, &seq); err != nil {
+					t.Fatalf("member %d got %q", i, line)
+				}
+				if from == i {
+					t.Fatalf("member %d got its own line %q", i, line)
+				}
+				if seq != next[from] {
+					t.Fatalf("member %d got line %d of %d, want %d", i, seq, from, next[from])
+				}
+				next[from]++
+			}
+		}
+		s.stop(t)
+	})
 }
 
 // TestEchoManyConnections: thousands of connections over many keys, local
 // and forwarded, get back exactly what they sent.
 func TestEchoManyConnections(t *testing.T) {
 	t.Parallel()
-	s := serve(t, 3, "--handler", "echo", "--frame", "binary")
-	var pids []int
-	for i := 0; i < 3; i++ {
-		pids = append(pids, workerPid(t, s.Proc, i, 1))
-	}
-	fdsBefore := map[int]int{}
-	for _, pid := range pids {
-		fdsBefore[pid] = openFDs(pid)
-	}
-	const conns, perConn = 2000, 3
-	sem := make(chan struct{}, 64)
-	errs := make(chan error, conns)
-	var wg sync.WaitGroup
-	for i := 0; i < conns; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			errs <- echoOnce(s.addr, []byte(fmt.Sprintf("key\x00%d", i%500)), perConn, 1+i%3000)
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
+	forEachMode(t, func(t *testing.T, mode string) {
+		s := serve(t, 3, "--forward", mode, "--handler", "echo", "--frame", "binary")
+		var pids []int
+		for i := 0; i < 3; i++ {
+			pids = append(pids, workerPid(t, s.Proc, i, 1))
 		}
-	}
-	// Every descriptor the connections took is given back (the relays'
-	// duplicated sockets included), in each worker.
-	for _, pid := range pids {
-		if fdsBefore[pid] < 0 {
-			break // no /proc
+		fdsBefore := map[int]int{}
+		for _, pid := range pids {
+			fdsBefore[pid] = openFDs(pid)
 		}
-		deadline := time.Now().Add(soon)
-		for openFDs(pid) > fdsBefore[pid] {
-			if time.Now().After(deadline) {
-				t.Fatalf("worker %d has %d descriptors open after the load, %d before", pid, openFDs(pid), fdsBefore[pid])
+		const conns, perConn = 2000, 3
+		sem := make(chan struct{}, 64)
+		errs := make(chan error, conns)
+		var wg sync.WaitGroup
+		for i := 0; i < conns; i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				errs <- echoOnce(s.addr, []byte(fmt.Sprintf("key\x00%d", i%500)), perConn, 1+i%3000)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
-	s.stop(t)
+		// Every descriptor the connections took is given back (the relays'
+		// duplicated sockets included), in each worker.
+		for _, pid := range pids {
+			if fdsBefore[pid] < 0 {
+				break // no /proc
+			}
+			deadline := time.Now().Add(soon)
+			for openFDs(pid) > fdsBefore[pid] {
+				if time.Now().After(deadline) {
+					t.Fatalf("worker %d has %d descriptors open after the load, %d before", pid, openFDs(pid), fdsBefore[pid])
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		s.stop(t)
+	})
 }
 
 // echoOnce connects with a binary preamble and checks rounds of echo.
@@ -224,40 +232,54 @@ func echoOnce(addr string, key []byte, rounds, size int) error {
 // with one -ERR line, never routed by hash.
 func TestDirectRouting(t *testing.T) {
 	t.Parallel()
-	secret := []byte("direct-routing-test-secret-0123456789")
-	file := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(file, secret, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := serve(t, 3, "--secret-file", file)
-	for _, enc := range []frame.Encoding{frame.Line, frame.Binary} {
-		args := []string{"--secret-file", file, "--frame", enc.String()}
-		srv := s
-		if enc == frame.Binary {
-			srv = serve(t, 3, args...)
+	forEachMode(t, func(t *testing.T, mode string) {
+		secret := []byte("direct-routing-test-secret-0123456789")
+		file := filepath.Join(t.TempDir(), "secret")
+		if err := os.WriteFile(file, secret, 0o600); err != nil {
+			t.Fatal(err)
 		}
-		for target := 0; target < 3; target++ {
-			for try := 0; try < 4; try++ { // through whichever workers accept
-				pre, _ := frame.AppendDirect(nil, enc, uint32(target), secret)
-				line := directReply(t, srv.addr, pre)
-				if !strings.Contains(line, fmt.Sprintf("shard=%d ", target)) || !strings.Contains(line, "direct=true") {
-					t.Fatalf("%v direct to %d: reply %q", enc, target, line)
+		s := serve(t, 3, "--forward", mode, "--secret-file", file)
+		for _, enc := range []frame.Encoding{frame.Line, frame.Binary} {
+			srv := s
+			if enc == frame.Binary {
+				srv = serve(t, 3, "--forward", mode, "--secret-file", file, "--frame", enc.String())
+			}
+			forwarded := 0
+			for target := 0; target < 3; target++ {
+				for try := 0; try < 4; try++ { // through whichever workers accept
+					pre, _ := frame.AppendDirect(nil, enc, uint32(target), secret)
+					line := directReply(t, srv.addr, pre)
+					if !strings.Contains(line, fmt.Sprintf("shard=%d ", target)) || !strings.Contains(line, "direct=true") {
+						t.Fatalf("%v direct to %d: reply %q", enc, target, line)
+					}
+					via := -1
+					if m := viaRE.FindStringSubmatch(line); m != nil {
+						via, _ = strconv.Atoi(m[1])
+					}
+					checkRelayed(t, mode, false, target, via, relayedRE.MatchString(strings.TrimSuffix(line, "\n")))
+					if via != target {
+						forwarded++
+					}
 				}
 			}
+			if forwarded == 0 {
+				// Three targets: whichever worker accepts, two are elsewhere.
+				t.Fatalf("%v: no direct connection was forwarded", enc)
+			}
+			pre, _ := frame.AppendDirect(nil, enc, 1, []byte("the wrong secret"))
+			if line := directReply(t, srv.addr, pre); !strings.HasPrefix(line, "-ERR ") {
+				t.Fatalf("%v wrong secret: reply %q, want -ERR", enc, line)
+			}
+			pre, _ = frame.AppendDirect(nil, enc, 3, secret)
+			if line := directReply(t, srv.addr, pre); !strings.HasPrefix(line, "-ERR ") {
+				t.Fatalf("%v shard out of range: reply %q, want -ERR", enc, line)
+			}
+			if srv != s {
+				srv.stop(t)
+			}
 		}
-		pre, _ := frame.AppendDirect(nil, enc, 1, []byte("the wrong secret"))
-		if line := directReply(t, srv.addr, pre); !strings.HasPrefix(line, "-ERR ") {
-			t.Fatalf("%v wrong secret: reply %q, want -ERR", enc, line)
-		}
-		pre, _ = frame.AppendDirect(nil, enc, 3, secret)
-		if line := directReply(t, srv.addr, pre); !strings.HasPrefix(line, "-ERR ") {
-			t.Fatalf("%v shard out of range: reply %q, want -ERR", enc, line)
-		}
-		if srv != s {
-			srv.stop(t)
-		}
-	}
-	s.stop(t)
+		s.stop(t)
+	})
 }
 
 // directReply sends a preamble and returns the first line of the reply;

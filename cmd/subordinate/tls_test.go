@@ -127,8 +127,9 @@ func tlsDial(t *testing.T, addr string, cfg *tls.Config, key string) (*tls.Conn,
 }
 
 // TestTLSFront: SNI picks the certificate, ALPN is negotiated, and the
-// handler sees the TLS summary on local and forwarded connections alike;
-// the echo after it is intact, and half-close works through TLS.
+// handler sees the TLS summary on local and forwarded connections alike
+// (a forwarded one says relayed=true); the echo after it is intact, and
+// half-close works through TLS.
 func TestTLSFront(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
@@ -148,6 +149,9 @@ func TestTLSFront(t *testing.T) {
 		var shard, via int
 		fmt.Sscanf(line[strings.Index(line, "shard="):], "shard=%d", &shard)
 		fmt.Sscanf(line[strings.Index(line, "via="):], "via=%d", &via)
+		// TLS connections are relayed in every mode (the TLS state lives
+		// in the accepting worker), here the default, handoff.
+		checkRelayed(t, s.mode, true, shard, via, relayedRE.MatchString(strings.TrimSuffix(line, "\n")))
 		if shard == via {
 			local++
 		} else {
