@@ -161,6 +161,14 @@ func (r *routed) arrive(peer int, b []byte, fd int) {
 		return
 	}
 	f.Close()
+	if nc.RemoteAddr() == nil {
+		// The client reset the connection on its way here (getpeername
+		// failed): nothing to serve, and gnet's Register would panic on
+		// the missing address and leak its duplicate descriptor.
+		r.log.Debug("a handed-off connection was reset before it arrived", "peer", peer)
+		nc.Close()
+		return
+	}
 	r.hold() // until gnet says how the registration went
 	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), &arrival{m: m, via: peer}), nc)
 	res, err := r.eng.Gnet().Register(ctx)

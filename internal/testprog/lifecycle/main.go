@@ -21,8 +21,7 @@
 // The kinds overlap: local (accepted by its owner) or forwarded (accepted
 // by another worker); relayed (forwarded with its bytes copied over the
 // mesh: TLS in every mode, plain in --forward relay); tls; hijacked.
-// Conn has no method that tells a relayed connection from a handed-off
-// one, so relayed is derived: forwarded and (TLS or --forward relay).
+// Conn.Relayed tells a relayed connection from a handed-off one.
 package main
 
 import (
@@ -80,7 +79,7 @@ func kindsOf(c *server.Conn) []int {
 	var ks []int
 	if forwarded {
 		ks = append(ks, kindForwarded)
-		if tls || mode == server.ForwardRelay {
+		if c.Relayed() {
 			ks = append(ks, kindRelayed)
 		}
 	} else {
