@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -252,8 +253,9 @@ func (c *Conn) CloseWrite() error {
 	return ErrConnClosed
 }
 
-// Close closes the connection once what was written is sent. OnClose
-// follows, with a nil error.
+// Close closes the connection once what was written is sent (a client
+// that reads nothing for 30 s loses what is left). OnClose follows, with
+// a nil error.
 func (c *Conn) Close() error {
 	if c.closing || c.closed {
 		return nil
@@ -261,7 +263,7 @@ func (c *Conn) Close() error {
 	c.closing = true
 	switch {
 	case c.gc != nil:
-		return c.gc.Close()
+		return c.localClose(time.Now().Add(c.rt.writeTimeout))
 	case c.st != nil:
 		c.st.close()
 		c.rt.queueClosed(c, nil)

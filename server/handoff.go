@@ -66,6 +66,7 @@ func (r *routed) handOffLater(fd int, msg []byte, owner int) {
 	defer cancel()
 	for {
 		l, err := r.links.Wait(ctx, owner)
+		reason := fmt.Sprintf("shard %d unavailable", owner)
 		if err == nil {
 			err = l.Send(msg, fd, deadline)
 			if err == nil {
@@ -75,12 +76,9 @@ func (r *routed) handOffLater(fd int, msg []byte, owner int) {
 				r.links.Down(owner, l)
 				continue // the owner died: wait for the next one
 			}
+			reason = "server busy" // the owner is up and does not keep up
 		}
-		reason := fmt.Sprintf("shard %d unavailable", owner)
-		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, handoff.ErrPeerGone) {
-			reason = "server busy"
-		}
-		r.log.Warn("cannot hand off a connection", "owner", owner, "err", err)
+		r.log.Warn("cannot hand off a connection", "owner", owner, "reason", reason, "err", err)
 		replyFD(fd, reason)
 		return
 	}

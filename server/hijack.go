@@ -29,6 +29,7 @@ func (c *Conn) Hijack() (net.Conn, error) {
 	)
 	switch {
 	case c.gc != nil:
+		_ = c.LocalAddr() // read it while the socket is ours
 		var (
 			rest []byte
 			err  error
