@@ -111,6 +111,22 @@ func newHarness(t *testing.T, mode string, tweak func(*Config)) *harness {
 	return hs
 }
 
+// setListenerOption sets a socket option on every listening socket
+// before the shards start; accepted sockets inherit it (SO_SNDBUF, say).
+func (hs *harness) setListenerOption(level, opt, value int) {
+	hs.t.Helper()
+	for i := range 2 {
+		for _, fd := range hs.lnFDs[i] {
+			if fd < 0 {
+				hs.t.Fatal("setListenerOption after start")
+			}
+			if err := syscall.SetsockoptInt(fd, level, opt, value); err != nil {
+				hs.t.Fatal(err)
+			}
+		}
+	}
+}
+
 // takePeer returns shard i's ends of its links to the other shard; the
 // caller owns them.
 func (hs *harness) takePeer(i int) peerFiles {
