@@ -1,0 +1,267 @@
+package server
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/subordinate/subordinate/frame"
+)
+
+// readRefusal reads what a refused client gets: one -ERR line, then EOF.
+func readRefusal(t *testing.T, c *client) string {
+	t.Helper()
+	b, err := io.ReadAll(c.r)
+	if err != nil && !errIsClosed(err) {
+		t.Fatalf("read the refusal: %q, %v", b, err)
+	}
+	return string(b)
+}
+
+// TestOwnerUnavailable: a connection whose owner's link is down gets
+// "-ERR shard 1 unavailable" once OwnerWait has passed, never a silent
+// close: when the owner never came up (no links to it), and when it has
+// stopped. The accepting shard serves its own keys all along.
+func TestOwnerUnavailable(t *testing.T) {
+	t.Parallel()
+	const want = "-ERR shard 1 unavailable\n"
+	forModes(t, func(t *testing.T, mode string) {
+		t.Run("never up", func(t *testing.T) {
+			hs := newHarness(t, mode, func(c *Config) { c.OwnerWait = 20 * time.Millisecond })
+			hs.start(0, false)
+			for i := range 3 {
+				c := dialRaw(t, hs.own[0], keyFor(1, "orphan", i), []byte("early"))
+				if got := readRefusal(t, c); got != want {
+					t.Errorf("connection %d: got %q, want %q", i, got, want)
+				}
+				c.Close()
+			}
+			c, _ := dial(t, hs.own[0], keyFor(0, "mine", 0), nil)
+			c.echo(t, "still served\n")
+			c.Close()
+			hs.stop(0)
+			hs.h[0].checkBalanced(t)
+		})
+		t.Run("stopped", func(t *testing.T) {
+			hs := newHarness(t, mode, func(c *Config) { c.OwnerWait = 20 * time.Millisecond })
+			hs.startBoth()
+			c, _ := dial(t, hs.own[0], keyFor(1, "before", 0), nil)
+			c.echo(t, "served by 1\n")
+			c.Close()
+			hs.stop(1)
+			for i := range 3 {
+				c := dialRaw(t, hs.own[0], keyFor(1, "after", i), []byte("early"))
+				if got := readRefusal(t, c); got != want {
+					t.Errorf("connection %d: got %q, want %q", i, got, want)
+				}
+				c.Close()
+			}
+			c, _ = dial(t, hs.own[0], keyFor(0, "mine", 0), nil)
+			c.echo(t, "still served\n")
+			c.Close()
+			hs.stop(0)
+			hs.h[0].checkBalanced(t)
+			hs.h[1].checkBalanced(t)
+		})
+	})
+}
+
+// TestOwnerBackWithinOwnerWait: a connection for a shard whose links are
+// not there yet waits for them, and is served once SetPeer brings them
+// within OwnerWait (here a bound on the test only).
+func TestOwnerBackWithinOwnerWait(t *testing.T) {
+	t.Parallel()
+	forModes(t, func(t *testing.T, mode string) {
+		hs := newHarness(t, mode, func(c *Config) { c.OwnerWait = bound })
+		r0 := hs.start(0, false)
+		key := keyFor(1, "patient", 0)
+		c := dialRaw(t, hs.own[0], key, []byte("early|"))
+		// Once its preamble is read the connection waits for its owner,
+		// on a goroutine of its own.
+		waiter := "server.(*routed).handOffLater"
+		if mode == ForwardRelay {
+			waiter = "server.(*routed).forwardConn"
+		}
+		waitFor(t, "the connection to wait for its owner", func() bool {
+			for _, g := range goroutines() {
+				if strings.Contains(g, waiter) {
+					return true
+				}
+			}
+			return false
+		})
+		hs.start(1, false)
+		hs.rt[1].SetPeer(0, hs.takePeer(1))
+		r0.SetPeer(1, hs.takePeer(0))
+		in := c.readInfo(t)
+		checkInfo(t, mode, c, in, key, 1, 0)
+		c.echo(t, "early|") // the echo of the early bytes, then this
+		c.Close()
+		// New ones go straight through.
+		c, in = dial(t, hs.own[0], keyFor(1, "later", 0), nil)
+		checkInfo(t, mode, c, in, keyFor(1, "later", 0), 1, 0)
+		c.echo(t, "x")
+		c.Close()
+		hs.stopAll()
+		hs.h[0].checkBalanced(t)
+		hs.h[1].checkBalanced(t)
+	})
+}
+
+// sockets makes loopback TCP connections whose server sides the test
+// hands to shard 1 itself, as shard 0 would.
+type sockets struct {
+	t  *testing.T
+	ln net.Listener
+}
+
+// next returns a connected client and a descriptor of its server side
+// (the test's to close).
+func (s *sockets) next() (*client, int) {
+	t := s.t
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", s.ln.Addr().String(), bound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(bound))
+	sc, err := s.ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	rc, err := sc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := -1
+	var derr error
+	if err := rc.Control(func(s uintptr) { fd, derr = unix.Dup(int(s)) }); err != nil || derr != nil {
+		t.Fatal(err, derr)
+	}
+	return &client{Conn: nc, r: bufio.NewReader(nc)}, fd
+}
+
+// sendRaw sends one datagram with the descriptors fds on the raw end of
+// a hand-off link.
+func sendRaw(t *testing.T, link *os.File, msg []byte, fds ...int) {
+	t.Helper()
+	rc, err := link.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	var serr error
+	if err := rc.Control(func(s uintptr) { serr = unix.Sendmsg(int(s), msg, oob, nil, 0) }); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+}
+
+func handoffMsg(t *testing.T, m frame.Handoff) []byte {
+	t.Helper()
+	b, err := frame.AppendHandoff(nil, &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestBadHandoffMessages: what a peer sends on a hand-off link is
+// checked: a datagram without a socket, with two, a message that does
+// not parse, a key or a direct shard that another shard owns. Each is
+// refused and logged, its sockets closed (a client whose socket came
+// with a well-formed but wrong message gets -ERR), and nothing else is
+// disturbed: the link goes on, a good hand-off after them is served, a
+// connection open all along still echoes. Here the test is shard 0.
+func TestBadHandoffMessages(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t, ForwardHandoff, nil)
+	hs.start(1, true)
+	peer := hs.takePeer(0) // shard 0's ends: the test speaks for shard 0
+	defer peer.Close()
+	socks := &sockets{t: t, ln: listenTCP(t)}
+	defer socks.ln.Close()
+
+	local, _ := dial(t, hs.own[1], keyFor(1, "bystander", 0), nil)
+	local.echo(t, "before\n")
+
+	logs := hs.logs
+	// No socket.
+	sendRaw(t, peer.Handoff, handoffMsg(t, frame.Handoff{Key: []byte(keyFor(1, "nofd", 0))}))
+	logs.waitLog(t, 1, `msg="bad hand-off message"`, "0 descriptors")
+
+	// Two sockets: both closed by shard 1.
+	c1, fd1 := socks.next()
+	c2, fd2 := socks.next()
+	sendRaw(t, peer.Handoff, handoffMsg(t, frame.Handoff{Key: []byte(keyFor(1, "twofds", 0))}), fd1, fd2)
+	unix.Close(fd1)
+	unix.Close(fd2)
+	logs.waitLog(t, 1, `msg="bad hand-off message"`, "2 descriptors")
+	for _, c := range []*client{c1, c2} {
+		if got := readRefusal(t, c); got != "" {
+			t.Errorf("a socket of a datagram with two: got %q, want a close", got)
+		}
+	}
+
+	// Well-formed, with a socket, but wrong: the client gets -ERR.
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		log  string
+	}{
+		{"garbage", []byte("not a hand-off message"), `msg="refused a hand-off"`},
+		{"another shard's key", handoffMsg(t, frame.Handoff{Key: []byte(keyFor(0, "wrong", 0)), Early: []byte("x")}), "is not this shard's"},
+		{"another shard, direct", handoffMsg(t, frame.Handoff{Direct: true, Shard: 0}), `msg="refused a hand-off"`},
+		{"a shard out of range, direct", handoffMsg(t, frame.Handoff{Direct: true, Shard: 7}), `msg="refused a hand-off"`},
+	} {
+		before := logs.count(`msg="refused a hand-off"`)
+		c, fd := socks.next()
+		sendRaw(t, peer.Handoff, tc.msg, fd)
+		unix.Close(fd)
+		if got := readRefusal(t, c); got != "-ERR internal error\n" {
+			t.Errorf("%s: the client got %q, want -ERR internal error", tc.name, got)
+		}
+		logs.waitLog(t, before+1, `msg="refused a hand-off"`)
+		if logs.count(tc.log) == 0 {
+			t.Errorf("%s: no log line with %s", tc.name, tc.log)
+		}
+	}
+
+	// The link goes on: a good hand-off is served.
+	key := keyFor(1, "good", 0)
+	c, fd := socks.next()
+	sendRaw(t, peer.Handoff, handoffMsg(t, frame.Handoff{Key: []byte(key), Early: []byte("early|")}), fd)
+	unix.Close(fd)
+	in := c.readInfo(t)
+	want := info{"shard": "1", "via": "0", "fwd": "true", "relayed": "false", "key": key,
+		"remote": c.LocalAddr().String(), "local": c.RemoteAddr().String()}
+	for k, v := range want {
+		if in[k] != v {
+			t.Errorf("the good hand-off: %s=%q, want %q", k, in[k], v)
+		}
+	}
+	c.echo(t, "early|")
+	c.Close()
+	local.echo(t, "after\n")
+	local.Close()
+	hs.h[1].waitCounts(t, "two OnClose", func(o, c int) bool { return c == 2 })
+	if o, _ := hs.h[1].counts(); o != 2 {
+		t.Errorf("%d OnOpen, want 2 (the bystander and the good hand-off)", o)
+	}
+	hs.stop(1)
+	hs.h[1].checkBalanced(t)
+	if strings.Contains(logs.String(), "panic") {
+		t.Error("a panic in the logs")
+	}
+}
