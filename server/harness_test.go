@@ -548,6 +548,16 @@ func dialRaw(t *testing.T, addr, key string, early []byte) *client {
 	return &client{Conn: nc, r: bufio.NewReader(nc)}
 }
 
+// dialNoT connects to addr, for a goroutine that has no testing.T.
+func dialNoT(addr string) (*client, error) {
+	nc, err := net.DialTimeout("tcp", addr, bound)
+	if err != nil {
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Now().Add(bound))
+	return &client{Conn: nc, r: bufio.NewReader(nc)}, nil
+}
+
 // info is the parsed info line of a connection.
 type info map[string]string
 
@@ -645,13 +655,20 @@ func goroutines() map[string]string {
 // newGoroutines waits (bounded) until no goroutine of this package, gnet,
 // smux or the net poller runs that was not in before, and returns those
 // still there.
-func newGoroutines(before map[string]string, wait time.Duration) []string {
+// Goroutines whose stack contains one of ignore are left out.
+func newGoroutines(before map[string]string, wait time.Duration, ignore ...string) []string {
 	deadline := time.Now().Add(wait)
 	for {
 		var extra []string
+	next:
 		for id, g := range goroutines() {
 			if _, ok := before[id]; ok {
 				continue
+			}
+			for _, s := range ignore {
+				if strings.Contains(g, s) {
+					continue next
+				}
 			}
 			ours := strings.Contains(g, "subordinate/subordinate/") || strings.Contains(g, "panjf2000/gnet") || strings.Contains(g, "xtaci/smux")
 			if ours && !strings.Contains(g, "testing.tRunner") { // not a test's own goroutine
