@@ -535,13 +535,18 @@ type client struct {
 // one write.
 func dialRaw(t *testing.T, addr, key string, early []byte) *client {
 	t.Helper()
+	return dialBytes(t, addr, append([]byte(key+"\n"), early...))
+}
+
+// dialBytes connects to addr and sends msg in one write.
+func dialBytes(t *testing.T, addr string, msg []byte) *client {
+	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, bound)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
 	_ = nc.SetDeadline(time.Now().Add(bound))
-	msg := append([]byte(key+"\n"), early...)
 	if _, err := nc.Write(msg); err != nil {
 		t.Fatal(err)
 	}

@@ -131,3 +131,57 @@ func TestEarlyBytes(t *testing.T) {
 		hs.h[1].checkBalanced(t)
 	})
 }
+
+// TestDirectRouting: a direct preamble (a shard index and the token that
+// proves the secret) reaches that shard from either worker, handed off
+// or relayed like a key; the handler sees Direct and no key. A wrong
+// token or an index out of range is refused with -ERR.
+func TestDirectRouting(t *testing.T) {
+	t.Parallel()
+	forModes(t, func(t *testing.T, mode string) {
+		hs := newHarness(t, mode, nil)
+		hs.startBoth()
+		for via := range 2 {
+			for target := range 2 {
+				p, err := frame.AppendDirect(nil, frame.Line, uint32(target), hs.cfg.Secret)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := dialBytes(t, hs.own[via], append(p, "early|"...))
+				in := c.readInfo(t)
+				fwd := via != target
+				want := info{
+					"shard": strconv.Itoa(target), "via": strconv.Itoa(via), "direct": "true", "key": "",
+					"fwd": strconv.FormatBool(fwd), "relayed": strconv.FormatBool(fwd && mode == ForwardRelay),
+					"remote": c.LocalAddr().String(), "local": c.RemoteAddr().String(),
+				}
+				for k, v := range want {
+					if in[k] != v {
+						t.Errorf("direct to %d accepted by %d: %s=%q, want %q", target, via, k, in[k], v)
+					}
+				}
+				c.echo(t, "early|")
+				c.Close()
+			}
+			for _, tc := range []struct {
+				secret string
+				shard  uint32
+				want   string
+			}{
+				{"not the secret", 1, "-ERR direct preamble refused: wrong secret\n"},
+				{string(hs.cfg.Secret), 2, "-ERR direct preamble refused: shard index out of range: 2, the server has 2 shards\n"},
+			} {
+				p, _ := frame.AppendDirect(nil, frame.Line, tc.shard, []byte(tc.secret))
+				c := dialBytes(t, hs.own[via], p)
+				b, err := io.ReadAll(c.r)
+				if string(b) != tc.want {
+					t.Errorf("accepted by %d: got %q, %v; want %q", via, b, err, tc.want)
+				}
+				c.Close()
+			}
+		}
+		hs.stopAll()
+		hs.h[0].checkBalanced(t)
+		hs.h[1].checkBalanced(t)
+	})
+}
