@@ -289,7 +289,7 @@ next:
 // -ERR), not left open for ever.
 func TestHandoffArrivingAtStop(t *testing.T) {
 	t.Skip("BUG: a socket whose gnet registration is queued behind Stop's shutdown is never closed: " +
-		"arrive (server/handoff.go:165) gives it to gnet's Register and keeps no handle on it; gnet's " +
+		"arrive (server/handoff.go:166) gives it to gnet's Register and keeps no handle on it; gnet's " +
 		"enroll goroutine (gnet eventloop_unix.go:113-201) queues the registration on the loop and waits " +
 		"for ever once the loop has exited, holding both descriptors of the socket, and awaitAdoptions " +
 		"waits for ever on its result. The client hangs until the process exits (a worker exits right " +
