@@ -351,6 +351,7 @@ type testHandler struct {
 	mu       sync.Mutex
 	opens    int
 	closes   int
+	eofs     int
 	live     map[*Conn]bool
 	done     map[*Conn]bool
 	closeErr map[string]error // by key, for the tests that look
@@ -445,11 +446,19 @@ func (h *testHandler) OnData(c *Conn) {
 
 func (h *testHandler) OnEOF(c *Conn) {
 	h.checkLive(c, "OnEOF")
-	if h.eof != nil {
+	h.mu.Lock()
+	h.eofs++
+	h.notify()
+	h.mu.Unlock()
+	switch {
+	case h.eof != nil:
 		h.eof(c)
-		return
+	case bytes.HasPrefix(c.Key(), []byte("keep-")):
+		// The connection stays open, half-closed, until the shard
+		// stops.
+	default:
+		_ = c.Close()
 	}
-	_ = c.Close()
 }
 
 func (h *testHandler) OnClose(c *Conn, err error) {

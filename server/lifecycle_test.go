@@ -119,6 +119,7 @@ func TestOpenCloseBalanceAtStop(t *testing.T) {
 		hs.startBoth()
 		conns := openEveryKind(t, hs, "stop", 2)
 		open := closeSome(t, hs, conns)
+		open = append(open, halfClosed(t, hs)...)
 		for _, o := range conns {
 			if o.hijacked && !contains(open, o) {
 				if err, _ := hs.h[o.owner].errOf(o.key); err != nil {
@@ -127,13 +128,12 @@ func TestOpenCloseBalanceAtStop(t *testing.T) {
 			}
 		}
 		// Stop the owner of half the open connections first: those it
-		// accepted for shard 0 still run, as handed-off or relayed
-		// connections of shard 0.
+		// accepted and handed off to shard 0 still run.
 		hs.stop(1)
 		hs.h[1].checkBalanced(t)
 		var of0 []openConn
 		for _, o := range open {
-			if o.owner == 0 && (o.via == 0 || mode == ForwardHandoff) {
+			if o.owner == 0 && (o.via == 0 || mode == ForwardHandoff) && !strings.HasPrefix(o.key, "keep-") {
 				of0 = append(of0, o)
 			}
 		}
@@ -150,6 +150,36 @@ func TestOpenCloseBalanceAtStop(t *testing.T) {
 			checkClosedByServer(t, hs, []openConn{o}, stoppedOwner...)
 		}
 	})
+}
+
+// halfClosed opens a connection of every owner and accepting shard
+// whose client then shuts down its write side; its handler keeps it open
+// after OnEOF (a local one is then taken off gnet, see keepAfterEOF).
+func halfClosed(t *testing.T, hs *harness) []openConn {
+	t.Helper()
+	var conns []openConn
+	eofs := [2]int{}
+	for owner := range 2 {
+		for via := range 2 {
+			key := keyFor(owner, "keep-half", via)
+			c, _ := dial(t, hs.own[via], key, nil)
+			c.echo(t, "before EOF\n")
+			if err := c.Conn.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, openConn{c, key, owner, via, false})
+			eofs[owner]++
+		}
+	}
+	for owner := range 2 {
+		h := hs.h[owner]
+		waitFor(t, "OnEOF", func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.eofs >= eofs[owner]
+		})
+	}
+	return conns
 }
 
 func contains(conns []openConn, o openConn) bool {
@@ -173,6 +203,7 @@ func TestOpenCloseBalanceAfterDrain(t *testing.T) {
 			hs.startBoth()
 			conns := openEveryKind(t, hs, "drain", 1)
 			open := closeSome(t, hs, conns)
+			open = append(open, halfClosed(t, hs)...)
 			hs.rt[1].Drain(time.Now().Add(50 * time.Millisecond))
 			hs.waitServed(1)
 			hs.h[1].checkBalanced(t)
