@@ -109,9 +109,10 @@ func checkClosedByServer(t *testing.T, hs *harness, conns []openConn, stopped ..
 
 // TestOpenCloseBalanceAtStop: at Stop, every connection still open gets
 // its OnClose, with ErrServerClosed, exactly once, whatever its kind:
-// local, handed-off or relayed, and hijacked (whose OnClose otherwise
-// comes when the hijacker closes the net.Conn, with a nil error). The
-// clients see their connections closed.
+// local, handed-off or relayed, hijacked (whose OnClose otherwise comes
+// when the hijacker closes the net.Conn, with a nil error), and
+// half-closed ones the handler keeps open after OnEOF. The clients see
+// their connections closed.
 func TestOpenCloseBalanceAtStop(t *testing.T) {
 	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
