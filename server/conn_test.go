@@ -150,7 +150,8 @@ func TestReadMethods(t *testing.T) {
 // TestHalfClose: a client that sends, then shuts down its write side,
 // gets OnEOF on the owner, and still receives a reply the handler writes
 // later (not from OnEOF), then EOF: local, handed-off and relayed, with
-// a few bytes and with more than a socket buffer holds.
+// a few bytes and with more than a socket buffer holds, and with a
+// handler that reads nothing before OnEOF.
 func TestHalfClose(t *testing.T) {
 	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
@@ -158,11 +159,16 @@ func TestHalfClose(t *testing.T) {
 		h := hs.h[1]
 		h.open = func(c *Conn) { c.SetContext(&bytes.Buffer{}) }
 		h.data = func(c *Conn) {
+			if bytes.HasPrefix(c.Key(), []byte("lazy-")) {
+				return // leaves it all buffered until EOF
+			}
 			b, _ := c.Next(-1)
 			c.Context().(*bytes.Buffer).Write(b)
 		}
 		h.eof = func(c *Conn) {
 			got := c.Context().(*bytes.Buffer)
+			b, _ := c.Next(-1)
+			got.Write(b)
 			c.Shard().AfterFunc(time.Millisecond, func() {
 				_, _ = fmt.Fprintf(c, "after EOF, %d bytes:", got.Len())
 				_, _ = c.Write(got.Bytes())
@@ -170,11 +176,22 @@ func TestHalfClose(t *testing.T) {
 			})
 		}
 		hs.startBoth()
+		cases := []struct {
+			tag  string
+			size int
+		}{
+			{"half", 5}, {"half", 600 << 10},
+			// Read only in OnEOF: the early bytes and the rest are
+			// still buffered then (below the 64 KiB a relayed
+			// connection buffers before its reader waits).
+			{"lazy", 5}, {"lazy", 40 << 10},
+		}
 		for _, k := range kindsOf(mode) {
-			for _, size := range []int{5, 600 << 10} {
+			for _, tc := range cases {
+				size := tc.size
 				msg := make([]byte, size)
 				rand.Read(msg)
-				key := keyFor(1, "half-"+k.name, size)
+				key := keyFor(1, tc.tag+"-"+k.name, size)
 				c := dialRaw(t, hs.own[k.via], key, msg[:min(size, 3)])
 				if _, err := c.Write(msg[min(size, 3):]); err != nil {
 					t.Fatal(err)
@@ -184,7 +201,7 @@ func TestHalfClose(t *testing.T) {
 				}
 				want := append([]byte(fmt.Sprintf("after EOF, %d bytes:", size)), msg...)
 				if got := c.readAll(t); !bytes.Equal(got, want) {
-					t.Errorf("%s, %d bytes: got %d bytes back after EOF, want %d (equal prefix %d)", k.name, size, len(got), len(want), commonPrefix(got, want))
+					t.Errorf("%s, %s, %d bytes: got %d bytes back after EOF, want %d (equal prefix %d)", k.name, tc.tag, size, len(got), len(want), commonPrefix(got, want))
 				}
 				c.Close()
 			}
