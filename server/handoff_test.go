@@ -2,6 +2,8 @@ package server
 
 import (
 	"bufio"
+	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/subordinate/subordinate/frame"
+	"github.com/subordinate/subordinate/internal/handoff"
 )
 
 // readRefusal reads what a refused client gets: one -ERR line, then EOF.
@@ -316,5 +319,203 @@ func TestHandoffArrivingAtStop(t *testing.T) {
 	b, err := io.ReadAll(c.r)
 	if err != nil && !errIsClosed(err) {
 		t.Errorf("the client reads %q, %v: its connection was left open", b, err)
+	}
+}
+
+// fakeOwner is the test standing in for shard 1 on the hand-off link:
+// it receives what shard 0 sends and serves the sockets itself.
+type fakeOwner struct {
+	t      *testing.T
+	link   *handoff.Link
+	bufs   *handoff.Buffers
+	sndbuf int // SO_SNDBUF of the link's ends: what fills it
+}
+
+func newFakeOwner(t *testing.T, hs *harness) *fakeOwner {
+	t.Helper()
+	peer := hs.takePeer(1)
+	t.Cleanup(func() { peer.Mesh.Close() }) // never spoken to
+	rc, err := peer.Handoff.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sndbuf := 0
+	_ = rc.Control(func(fd uintptr) { sndbuf, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := handoff.NewLink(peer.Handoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return &fakeOwner{t: t, link: l, bufs: handoff.NewBuffers(), sndbuf: sndbuf}
+}
+
+// receive reads one hand-off: the message and the socket, as a net.Conn.
+func (o *fakeOwner) receive() (*frame.Handoff, net.Conn) {
+	t := o.t
+	t.Helper()
+	b, fd, err := o.link.Receive(o.bufs)
+	if err != nil {
+		t.Fatalf("receive a hand-off: %v", err)
+	}
+	m, err := frame.ParseHandoff(b, frame.MaxKeyLimit)
+	if err != nil {
+		unix.Close(fd)
+		t.Fatalf("parse a hand-off: %v", err)
+	}
+	m.Key, m.Early = append([]byte(nil), m.Key...), append([]byte(nil), m.Early...)
+	f := os.NewFile(uintptr(fd), "handed-off")
+	defer f.Close()
+	nc, err := net.FileConn(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return m, nc
+}
+
+// TestHandoffMessage: what shard 0 sends its peer with a socket: the
+// key, the listener index, the bytes read past the preamble; the socket
+// is the client's, still open, with nothing read from it that is not in
+// the message.
+func TestHandoffMessage(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t, ForwardHandoff, nil)
+	owner := newFakeOwner(t, hs)
+	hs.start(0, true)
+	for li, addr := range []string{hs.shared, hs.own[0]} {
+		key := keyFor(1, "msg", li)
+		c := dialRaw(t, addr, key, []byte("early"))
+		m, nc := owner.receive()
+		if string(m.Key) != key || m.Direct || int(m.Listener) != li || string(m.Early) != "early" {
+			t.Errorf("hand-off %+v, want key %q, listener %d, early %q", m, key, li, "early")
+		}
+		if nc.RemoteAddr().String() != c.LocalAddr().String() {
+			t.Errorf("the socket handed off is connected to %s, want the client %s", nc.RemoteAddr(), c.LocalAddr())
+		}
+		if _, err := io.WriteString(c, "late"); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4)
+		_ = nc.SetDeadline(time.Now().Add(bound))
+		if _, err := io.ReadFull(nc, buf); err != nil || string(buf) != "late" {
+			t.Fatalf("read on the handed-off socket: %q, %v", buf, err)
+		}
+		if _, err := io.WriteString(nc, "from the owner\n"); err != nil {
+			t.Fatal(err)
+		}
+		nc.Close()
+		if got := readRefusal(t, c); got != "from the owner\n" {
+			t.Errorf("the client got %q", got)
+		}
+	}
+	hs.stop(0)
+	hs.h[0].checkBalanced(t)
+}
+
+// TestHandoffOwnerFull: when the owner does not take the sockets as fast
+// as they come, its link fills; a hand-off then waits for room, up to
+// OwnerWait: served once the owner reads, or "-ERR shard 1 unavailable"
+// when OwnerWait passes first. Never a silent close, never a socket lost.
+func TestHandoffOwnerFull(t *testing.T) {
+	t.Parallel()
+	early := bytes.Repeat([]byte("e"), 60<<10) // a few fill the link
+	for _, tc := range []struct {
+		name string
+		wait time.Duration
+	}{{"served once there is room", bound}, {"OwnerWait passes", 20 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := newHarness(t, ForwardHandoff, func(c *Config) { c.OwnerWait = tc.wait })
+			owner := newFakeOwner(t, hs)
+			hs.start(0, true)
+			// Connections until shard 0 meets a full link (a hand-off
+			// waits for room, or has given up already): about
+			// SO_SNDBUF's worth, a few more while shard 0 catches up.
+			full := func() bool {
+				return stackWith("server.(*routed).handOffLater") || hs.logs.count("cannot hand off a connection") > 0
+			}
+			clients := map[string]*client{}
+			for i := 0; !full(); i++ {
+				if i == 4*owner.sndbuf/len(early)+16 {
+					waitFor(t, "a hand-off to wait for room", full)
+					break
+				}
+				key := keyFor(1, "full", i)
+				clients[key] = dialRaw(t, hs.own[0], key, early)
+			}
+			n := len(clients)
+			if tc.wait < bound {
+				hs.logs.waitLog(t, 1, "cannot hand off a connection")
+			}
+			// Serve what comes, until every client has its answer.
+			results := make(chan string, n)
+			for key, c := range clients {
+				go func() {
+					b, err := io.ReadAll(c.r)
+					results <- fmt.Sprintf("%s: %q %v", key, b, err)
+				}()
+			}
+			served, refused := 0, 0
+			received := make(chan *frame.Handoff, n)
+			go func() {
+				for {
+					b, fd, err := owner.link.Receive(owner.bufs)
+					if err != nil {
+						return
+					}
+					m, err := frame.ParseHandoff(b, frame.MaxKeyLimit)
+					// gnet may have read only part of the early bytes
+					// when shard 0 dispatched: the rest is on the socket.
+					if err != nil || !bytes.HasPrefix(early, m.Early) {
+						unix.Close(fd)
+						received <- nil
+						continue
+					}
+					f := os.NewFile(uintptr(fd), "handed-off")
+					nc, err := net.FileConn(f)
+					f.Close()
+					if err != nil {
+						received <- nil
+						continue
+					}
+					_ = nc.SetDeadline(time.Now().Add(bound))
+					rest := make([]byte, len(early)-len(m.Early))
+					if _, err := io.ReadFull(nc, rest); err == nil && bytes.Equal(rest, early[len(m.Early):]) {
+						_, _ = io.WriteString(nc, "served "+string(m.Key)+"\n")
+					}
+					nc.Close()
+				}
+			}()
+			for range n {
+				var r string
+				select {
+				case r = <-results:
+				case <-received:
+					t.Fatal("a bad hand-off message")
+				case <-time.After(bound):
+					t.Fatalf("served %d, refused %d of %d: the others never got an answer", served, refused, n)
+				}
+				key, rest, _ := strings.Cut(r, ": ")
+				switch rest {
+				case fmt.Sprintf("%q <nil>", "served "+key+"\n"):
+					served++
+				case fmt.Sprintf("%q <nil>", "-ERR shard 1 unavailable\n"):
+					refused++
+				default:
+					t.Errorf("%s", r)
+				}
+			}
+			t.Logf("served %d, refused %d", served, refused)
+			if tc.wait == bound && served != n {
+				t.Errorf("served %d of %d, refused %d: with OwnerWait long enough, all should be", served, n, refused)
+			}
+			if tc.wait < bound && (refused == 0 || served == 0) {
+				t.Errorf("served %d, refused %d: want both (the link holds a few)", served, refused)
+			}
+			hs.stop(0)
+			hs.h[0].checkBalanced(t)
+		})
 	}
 }
