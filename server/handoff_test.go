@@ -106,7 +106,8 @@ func TestOwnerBackWithinOwnerWait(t *testing.T) {
 		r0.SetPeer(1, hs.takePeer(0))
 		in := c.readInfo(t)
 		checkInfo(t, mode, c, in, key, 1, 0)
-		c.echo(t, "early|") // the echo of the early bytes, then this
+		c.expect(t, "early|") // the echo of the early bytes
+		c.echo(t, "then this\n")
 		c.Close()
 		// New ones go straight through.
 		c, in = dial(t, hs.own[0], keyFor(1, "later", 0), nil)
@@ -255,7 +256,8 @@ func TestBadHandoffMessages(t *testing.T) {
 			t.Errorf("the good hand-off: %s=%q, want %q", k, in[k], v)
 		}
 	}
-	c.echo(t, "early|")
+	c.expect(t, "early|")
+	c.echo(t, "then this\n")
 	c.Close()
 	local.echo(t, "after\n")
 	local.Close()

@@ -15,6 +15,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -55,9 +56,11 @@ type harness struct {
 
 	shared string    // the listener both shards accept on
 	own    [2]string // the listener only shard i accepts on
+	ownTLS [2]string // a tls:// listener only shard i accepts on (enableTLS)
+	roots  *x509.CertPool
 
 	// Descriptors not yet given to a runtime (closed at cleanup).
-	lnFDs  [2][2]int // lnFDs[i] = shard i's shared and own listener
+	lnFDs  [2][]int // shard i's shared, own and own TLS listeners
 	peers  [2]*peerFiles
 	h      [2]*testHandler
 	rt     [2]*routed
@@ -71,13 +74,12 @@ type harness struct {
 func newHarness(t *testing.T, mode string, tweak func(*Config)) *harness {
 	t.Helper()
 	hs := &harness{t: t, mode: mode, logs: &logBuffer{}}
-	hs.lnFDs = [2][2]int{{-1, -1}, {-1, -1}}
 	shared := listenTCP(t)
 	hs.shared = shared.Addr().String()
 	for i := range 2 {
 		own := listenTCP(t)
 		hs.own[i] = own.Addr().String()
-		hs.lnFDs[i] = [2]int{dupListener(t, shared), dupListener(t, own)}
+		hs.lnFDs[i] = []int{dupListener(t, shared), dupListener(t, own)}
 		own.Close() // the duplicate keeps the socket
 	}
 	shared.Close()
@@ -99,7 +101,7 @@ func newHarness(t *testing.T, mode string, tweak func(*Config)) *harness {
 	hs.cfg.Workers = 2
 	hs.cfg.Forward = mode
 	hs.cfg.Secret = []byte("in-process test secret")
-	hs.cfg.Listen = []string{"tcp://" + hs.shared, "tcp://127.0.0.1:0"}
+	hs.cfg.Listen = []string{"tcp://" + hs.shared} // and each shard's own: see start
 	hs.cfg.Logger = slog.New(slog.NewTextHandler(hs.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if tweak != nil {
 		tweak(&hs.cfg)
@@ -144,8 +146,12 @@ func (hs *harness) start(i int, withPeer bool) *routed {
 	t := hs.t
 	t.Helper()
 	cfg := hs.cfg
-	cfg.Listen = append([]string(nil), cfg.Listen...)
-	cfg.Listen[1] = "tcp://" + hs.own[i]
+	addrs := []string{hs.shared, hs.own[i]}
+	cfg.Listen = []string{"tcp://" + hs.shared, "tcp://" + hs.own[i]}
+	if hs.ownTLS[i] != "" {
+		addrs = append(addrs, hs.ownTLS[i])
+		cfg.Listen = append(cfg.Listen, "tls://"+hs.ownTLS[i])
+	}
 	info := &shardInfo{
 		Index:   i,
 		Count:   2,
@@ -155,7 +161,7 @@ func (hs *harness) start(i int, withPeer bool) *routed {
 		Logger:  cfg.Logger.With("shard", i),
 		Peers:   map[int]peerFiles{},
 	}
-	for j, addr := range []string{hs.shared, hs.own[i]} {
+	for j, addr := range addrs {
 		info.Listeners = append(info.Listeners, shardListener{
 			URL: cfg.Listen[j], Network: "tcp", Address: addr, FD: hs.lnFDs[i][j],
 		})
@@ -230,7 +236,7 @@ func (hs *harness) cleanup() {
 				syscall.Close(fd)
 			}
 		}
-		hs.lnFDs[i] = [2]int{-1, -1}
+		hs.lnFDs[i] = nil
 		if hs.peers[i] != nil {
 			hs.peers[i].Close()
 			hs.peers[i] = nil
@@ -409,8 +415,8 @@ func (h *testHandler) OnOpen(c *Conn) {
 // infoLine is what the default OnOpen writes: what the Conn says of
 // itself.
 func infoLine(c *Conn) string {
-	return fmt.Sprintf("shard=%d via=%d fwd=%t relayed=%t direct=%t key=%s remote=%s local=%s\n",
-		c.Shard().Index(), c.AcceptedBy(), c.Forwarded(), c.Relayed(), c.Direct(), c.Key(), c.RemoteAddr(), c.LocalAddr())
+	return fmt.Sprintf("shard=%d via=%d fwd=%t relayed=%t direct=%t tls=%t key=%s remote=%s local=%s\n",
+		c.Shard().Index(), c.AcceptedBy(), c.Forwarded(), c.Relayed(), c.Direct(), c.TLS() != nil, c.Key(), c.RemoteAddr(), c.LocalAddr())
 }
 
 func defaultOpen(c *Conn) {
@@ -615,6 +621,15 @@ func (c *client) echo(t *testing.T, msg string) {
 	}
 }
 
+// expect reads len(want) bytes and checks they are want.
+func (c *client) expect(t *testing.T, want string) {
+	t.Helper()
+	buf := make([]byte, len(want))
+	if _, err := io.ReadFull(c.r, buf); err != nil || string(buf) != want {
+		t.Fatalf("read %q, %v; want %q", buf, err, want)
+	}
+}
+
 // readAll reads until EOF.
 func (c *client) readAll(t *testing.T) []byte {
 	t.Helper()
@@ -699,5 +714,5 @@ func newGoroutines(before map[string]string, wait time.Duration, ignore ...strin
 // errIsClosed reports whether err is what a client sees of a closed
 // connection.
 func errIsClosed(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

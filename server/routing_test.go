@@ -24,6 +24,7 @@ func checkInfo(t *testing.T, mode string, c *client, in info, key string, owner,
 		"fwd":     strconv.FormatBool(fwd),
 		"relayed": strconv.FormatBool(fwd && mode == ForwardRelay),
 		"direct":  "false",
+		"tls":     "false",
 		"key":     key,
 		"remote":  c.LocalAddr().String(),
 		"local":   c.RemoteAddr().String(),
@@ -160,7 +161,7 @@ func TestDirectRouting(t *testing.T) {
 						t.Errorf("direct to %d accepted by %d: %s=%q, want %q", target, via, k, in[k], v)
 					}
 				}
-				c.echo(t, "early|")
+				c.expect(t, "early|")
 				c.Close()
 			}
 			for _, tc := range []struct {
@@ -180,6 +181,45 @@ func TestDirectRouting(t *testing.T) {
 				c.Close()
 			}
 		}
+		hs.stopAll()
+		hs.h[0].checkBalanced(t)
+		hs.h[1].checkBalanced(t)
+	})
+}
+
+// TestTLSConnections: a TLS connection is served by its key's owner like
+// any other, and is always relayed when another shard owns it (its TLS
+// state lives in the accepting worker), in handoff mode too; the handler
+// sees its TLS summary and the client's real addresses.
+func TestTLSConnections(t *testing.T) {
+	t.Parallel()
+	forModes(t, func(t *testing.T, mode string) {
+		hs := newHarness(t, mode, nil)
+		hs.enableTLS()
+		hs.startBoth()
+		for via := range 2 {
+			for owner := range 2 {
+				key := keyFor(owner, "tls", via)
+				c := hs.dialTLS(t, hs.ownTLS[via], key, []byte("early|"))
+				in := c.readInfo(t)
+				fwd := via != owner
+				want := info{
+					"shard": strconv.Itoa(owner), "via": strconv.Itoa(via), "key": key, "tls": "true",
+					"fwd": strconv.FormatBool(fwd), "relayed": strconv.FormatBool(fwd),
+					"remote": c.LocalAddr().String(), "local": c.RemoteAddr().String(),
+				}
+				for k, v := range want {
+					if in[k] != v {
+						t.Errorf("TLS, key %q (owner %d, accepted by %d): %s=%q, want %q", key, owner, via, k, in[k], v)
+					}
+				}
+				c.expect(t, "early|")
+				c.echo(t, "over TLS\n")
+				c.Close()
+			}
+		}
+		hs.h[0].waitCounts(t, "every OnClose", func(o, c int) bool { return o == c })
+		hs.h[1].waitCounts(t, "every OnClose", func(o, c int) bool { return o == c })
 		hs.stopAll()
 		hs.h[0].checkBalanced(t)
 		hs.h[1].checkBalanced(t)
