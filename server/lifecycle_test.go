@@ -16,14 +16,18 @@ type openConn struct {
 	key        string
 	owner, via int
 	hijacked   bool
+	relayed    bool // its bytes go through the accepting shard
 }
 
 func (o openConn) String() string {
-	hj := ""
+	more := ""
 	if o.hijacked {
-		hj = ", hijacked"
+		more += ", hijacked"
 	}
-	return fmt.Sprintf("key %q (owner %d, accepted by %d%s)", o.key, o.owner, o.via, hj)
+	if o.relayed {
+		more += ", relayed"
+	}
+	return fmt.Sprintf("key %q (owner %d, accepted by %d%s)", o.key, o.owner, o.via, more)
 }
 
 // openEveryKind opens, for every owner and accepting shard, a plain and
@@ -45,7 +49,8 @@ func openEveryKind(t *testing.T, hs *harness, tag string, n int) []openConn {
 						t.Fatalf("key %q: info %v", key, in)
 					}
 					c.echo(t, "ping\n")
-					conns = append(conns, openConn{c, key, owner, via, hj})
+					relayed := owner != via && hs.mode == ForwardRelay
+					conns = append(conns, openConn{c, key, owner, via, hj, relayed})
 				}
 			}
 		}
@@ -111,16 +116,18 @@ func checkClosedByServer(t *testing.T, hs *harness, conns []openConn, stopped ..
 // its OnClose, with ErrServerClosed, exactly once, whatever its kind:
 // local, handed-off or relayed, hijacked (whose OnClose otherwise comes
 // when the hijacker closes the net.Conn, with a nil error), and
-// half-closed ones the handler keeps open after OnEOF. The clients see
-// their connections closed.
+// half-closed ones the handler keeps open after OnEOF, and TLS ones
+// (plain or hijacked). The clients see their connections closed.
 func TestOpenCloseBalanceAtStop(t *testing.T) {
 	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
 		hs := newHarness(t, mode, nil)
+		hs.enableTLS()
 		hs.startBoth()
 		conns := openEveryKind(t, hs, "stop", 2)
 		open := closeSome(t, hs, conns)
 		open = append(open, halfClosed(t, hs)...)
+		open = append(open, openTLS(t, hs, "stop-tls")...)
 		for _, o := range conns {
 			if o.hijacked && !contains(open, o) {
 				if err, _ := hs.h[o.owner].errOf(o.key); err != nil {
@@ -134,7 +141,7 @@ func TestOpenCloseBalanceAtStop(t *testing.T) {
 		hs.h[1].checkBalanced(t)
 		var of0 []openConn
 		for _, o := range open {
-			if o.owner == 0 && (o.via == 0 || mode == ForwardHandoff) && !strings.HasPrefix(o.key, "keep-") {
+			if o.owner == 0 && !o.relayed && !strings.HasPrefix(o.key, "keep-") {
 				of0 = append(of0, o)
 			}
 		}
@@ -145,7 +152,7 @@ func TestOpenCloseBalanceAtStop(t *testing.T) {
 		hs.h[0].checkBalanced(t)
 		for _, o := range open {
 			stoppedOwner := []int{o.owner}
-			if o.owner == 0 && o.via == 1 && mode == ForwardRelay {
+			if o.owner == 0 && o.relayed {
 				stoppedOwner = nil // its relay ended with shard 1: any reason
 			}
 			checkClosedByServer(t, hs, []openConn{o}, stoppedOwner...)
@@ -168,7 +175,7 @@ func halfClosed(t *testing.T, hs *harness) []openConn {
 			if err := c.Conn.(*net.TCPConn).CloseWrite(); err != nil {
 				t.Fatal(err)
 			}
-			conns = append(conns, openConn{c, key, owner, via, false})
+			conns = append(conns, openConn{c, key, owner, via, false, owner != via && hs.mode == ForwardRelay})
 			eofs[owner]++
 		}
 	}
@@ -179,6 +186,28 @@ func halfClosed(t *testing.T, hs *harness) []openConn {
 			defer h.mu.Unlock()
 			return h.eofs >= eofs[owner]
 		})
+	}
+	return conns
+}
+
+// openTLS opens a TLS connection, plain and hijacked, for every owner
+// and accepting shard (relayed when another shard owns it, in either
+// mode), and checks each echoes.
+func openTLS(t *testing.T, hs *harness, tag string) []openConn {
+	t.Helper()
+	var conns []openConn
+	for owner := range 2 {
+		for via := range 2 {
+			for _, prefix := range []string{"", "hj-"} {
+				key := keyFor(owner, prefix+tag, via)
+				c := hs.dialTLS(t, hs.ownTLS[via], key, nil)
+				if in := c.readInfo(t); in["shard"] != fmt.Sprint(owner) || in["tls"] != "true" {
+					t.Fatalf("key %q: info %v", key, in)
+				}
+				c.echo(t, "ping\n")
+				conns = append(conns, openConn{c, key, owner, via, prefix != "", owner != via})
+			}
+		}
 	}
 	return conns
 }
@@ -201,10 +230,12 @@ func TestOpenCloseBalanceAfterDrain(t *testing.T) {
 	forModes(t, func(t *testing.T, mode string) {
 		t.Run("deadline", func(t *testing.T) {
 			hs := newHarness(t, mode, nil)
+			hs.enableTLS()
 			hs.startBoth()
 			conns := openEveryKind(t, hs, "drain", 1)
 			open := closeSome(t, hs, conns)
 			open = append(open, halfClosed(t, hs)...)
+			open = append(open, openTLS(t, hs, "drain-tls")...)
 			hs.rt[1].Drain(time.Now().Add(50 * time.Millisecond))
 			hs.waitServed(1)
 			hs.h[1].checkBalanced(t)
