@@ -279,3 +279,36 @@ func TestCloseAfterWrite(t *testing.T) {
 		h.checkBalanced(t)
 	})
 }
+
+// TestInputLimit: a handed-off connection is held to ConnBufferLimit
+// like a local one, its early bytes included: a handler that does not
+// consume gets the connection closed with ErrInputLimit, and the client
+// gets "-ERR read buffer limit reached". (A relayed connection is pushed
+// back instead: its reader stops.)
+func TestInputLimit(t *testing.T) {
+	t.Parallel()
+	const limit = 16 << 10
+	hs := newHarness(t, ForwardHandoff, func(c *Config) { c.ConnBufferLimit = limit })
+	h := hs.h[1]
+	h.data = func(*Conn) {} // consumes nothing
+	hs.startBoth()
+	for _, k := range kindsOf(ForwardHandoff) {
+		for _, early := range []int{100, 40 << 10} { // below and above the limit
+			key := keyFor(1, "limit-"+k.name, early)
+			c := dialRaw(t, hs.own[k.via], key, make([]byte, early))
+			c.readInfo(t)
+			go func() { _, _ = c.Write(make([]byte, 4*limit)) }()
+			line, err := c.r.ReadString('\n')
+			if line != "-ERR read buffer limit reached\n" {
+				t.Errorf("%s, %d early bytes: %q, %v", k.name, early, line, err)
+			}
+			waitFor(t, "OnClose", func() bool { _, ok := h.errOf(key); return ok })
+			if err, _ := h.errOf(key); !errors.Is(err, ErrInputLimit) {
+				t.Errorf("%s, %d early bytes: OnClose(%v), want ErrInputLimit", k.name, early, err)
+			}
+			c.Close()
+		}
+	}
+	hs.stopAll()
+	h.checkBalanced(t)
+}
