@@ -312,3 +312,33 @@ func TestInputLimit(t *testing.T) {
 	hs.stopAll()
 	h.checkBalanced(t)
 }
+
+// TestOutputLimit: more than ConnBufferLimit waiting to be sent closes
+// the connection with ErrSlowReader, whichever way it reached its
+// owner.
+func TestOutputLimit(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	forModes(t, func(t *testing.T, mode string) {
+		hs := newHarness(t, mode, func(c *Config) { c.ConnBufferLimit = limit })
+		h := hs.h[1]
+		flood := make([]byte, 8<<20) // more than the socket buffers and the limit
+		h.open = func(c *Conn) {
+			if _, err := c.Write(flood); !errors.Is(err, ErrSlowReader) {
+				_, _ = fmt.Fprintf(c, "-ERR Write: %v, want ErrSlowReader\n", err)
+			}
+		}
+		hs.startBoth()
+		for _, k := range kindsOf(mode) {
+			key := keyFor(1, "flood-"+k.name, 0)
+			c := dialRaw(t, hs.own[k.via], key, nil)
+			waitFor(t, "OnClose", func() bool { _, ok := h.errOf(key); return ok })
+			if err, _ := h.errOf(key); !errors.Is(err, ErrSlowReader) {
+				t.Errorf("%s: OnClose(%v), want ErrSlowReader", k.name, err)
+			}
+			c.Close()
+		}
+		hs.stopAll()
+		h.checkBalanced(t)
+	})
+}
