@@ -10,7 +10,12 @@ package server
 // Besides the shared listener, each shard also accepts on a listener of
 // its own (listen index 1), so that a test can choose which worker accepts
 // a connection: dial own[0] with a key shard 1 owns and the connection is
-// forwarded, always.
+// forwarded, always; with enableTLS, a tls:// listener of its own too
+// (listen index 2).
+//
+// The runtimes log into the harness's logBuffer (printed when a test
+// fails); every wait is bounded by bound and only turns a hang into a
+// failure.
 
 import (
 	"bufio"
