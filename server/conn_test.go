@@ -244,12 +244,6 @@ func TestCloseAfterWrite(t *testing.T) {
 		hs.startBoth()
 		for _, k := range kindsOf(mode) {
 			t.Run(k.name, func(t *testing.T) {
-				if k.name != "relayed" {
-					t.Skip("BUG: Conn.Close on a gnet-backed Conn (local or handed-off) drops what gnet could not " +
-						"send at once: server/conn.go:264 calls gnet's Conn.Close, whose eventloop.close makes one " +
-						"non-blocking writev of the outbound buffer and closes the socket (gnet eventloop_unix.go:370-380); " +
-						"the client gets a clean EOF after ~60 KiB of 768 KiB")
-				}
 				key := keyFor(1, "bye-"+k.name, 0)
 				// A small receive window too.
 				d := net.Dialer{Timeout: bound, Control: func(_, _ string, rc syscall.RawConn) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -126,7 +127,19 @@ type arrival struct {
 // adoption is one socket given to gnet, whose result is awaited.
 type adoption struct {
 	res <-chan gnet.RegisteredResult
+	nc  net.Conn
 	via int
+}
+
+// abandon ends the connection of an adoption gnet will not finish (the
+// loop stopped first): gnet's goroutine holds a duplicate of the socket
+// and waits for ever, so the socket itself is shut down.
+func (a adoption) abandon() {
+	if sc, ok := a.nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+		}
+	}
 }
 
 // arrive checks a hand-off message and gives its socket to gnet, which
@@ -176,9 +189,17 @@ func (r *routed) arrive(peer int, b []byte, fd int) {
 		r.release()
 		return
 	}
+	a := adoption{res: res, nc: nc, via: peer}
 	select {
-	case r.adoptions <- adoption{res: res, via: peer}:
 	case <-r.stopped:
+		a.abandon()
+		return
+	default:
+	}
+	select {
+	case r.adoptions <- a:
+	case <-r.stopped:
+		a.abandon()
 	}
 }
 
@@ -186,11 +207,38 @@ func (r *routed) arrive(peer int, b []byte, fd int) {
 // OnOpen by then, or closed the socket. It runs on its own goroutine
 // until Serve returns.
 func (r *routed) awaitAdoptions() {
-	for a := range r.adoptions {
-		if res := <-a.res; res.Err != nil {
-			r.log.Warn("cannot adopt a handed-off connection", "peer", a.via, "err", res.Err)
+	for {
+		var a adoption
+		select {
+		case a = <-r.adoptions:
+		case <-r.stopped:
+			r.abandonAdoptions()
+			return
 		}
-		r.release()
+		select {
+		case res := <-a.res:
+			if res.Err != nil {
+				r.log.Warn("cannot adopt a handed-off connection", "peer", a.via, "err", res.Err)
+			}
+			r.release()
+		case <-r.stopped:
+			a.abandon() // gnet stopped before it registered the socket
+			r.abandonAdoptions()
+			return
+		}
+	}
+}
+
+// abandonAdoptions ends the connections still queued for gnet when the
+// shard stops.
+func (r *routed) abandonAdoptions() {
+	for {
+		select {
+		case a := <-r.adoptions:
+			a.abandon()
+		default:
+			return
+		}
 	}
 }
 

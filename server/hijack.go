@@ -38,6 +38,7 @@ func (c *Conn) Hijack() (net.Conn, error) {
 			return nil, err
 		}
 		prefix = append(c.takePre(), rest...)
+		c.gc = nil // gnet closes its descriptor when OnOpen returns
 	case c.st != nil:
 		nc = c.st.nc
 		prefix = c.st.in[c.st.head:]

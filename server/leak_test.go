@@ -114,9 +114,6 @@ func TestNoLeaksAfterManyHandoffs(t *testing.T) {
 		t.Errorf("after Stop: %d descriptors open, %d before the shards", n, fdsBefore)
 	}
 	t.Run("goroutines after Stop", func(t *testing.T) {
-		t.Skip("BUG: each handoff-mode runtime leaves its awaitAdoptions goroutine (started by Serve, " +
-			"server/route.go:148) blocked for ever after Serve returns: it ranges over r.adoptions " +
-			"(server/handoff.go:183), which nothing closes")
 		if extra := newGoroutines(gBefore, settle); len(extra) > 0 {
 			t.Errorf("after Stop: %d goroutines more than before the shards:\n%s", len(extra), strings.Join(extra, "\n\n"))
 		}

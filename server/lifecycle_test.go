@@ -280,10 +280,6 @@ func TestHijack(t *testing.T) {
 // OnOpen (here in OnClose), is still the address the client connected
 // to, as RemoteAddr is.
 func TestHijackedConnLocalAddr(t *testing.T) {
-	t.Skip("BUG: after Hijack of a local or handed-off Conn, LocalAddr returns nil (or the address of " +
-		"whatever socket now has the descriptor number): Hijack (server/hijack.go:30-47) leaves c.gc set " +
-		"and does not cache c.local, and gnet closes its descriptor when OnOpen returns; LocalAddr " +
-		"(server/conn.go:91-97) then calls getsockname on that stale descriptor number")
 	t.Parallel()
 	testHijack(t, true)
 }
