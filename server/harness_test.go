@@ -55,7 +55,7 @@ func forModes(t *testing.T, f func(t *testing.T, mode string)) {
 
 // harness is a 2-shard server in this process.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	mode string
 	cfg  Config
 
@@ -76,7 +76,7 @@ type harness struct {
 // newHarness prepares a 2-shard server in mode (ForwardHandoff or
 // ForwardRelay); tweak may change the config. No shard runs yet: see
 // start.
-func newHarness(t *testing.T, mode string, tweak func(*Config)) *harness {
+func newHarness(t testing.TB, mode string, tweak func(*Config)) *harness {
 	t.Helper()
 	hs := &harness{t: t, mode: mode, logs: &logBuffer{}}
 	shared := listenTCP(t)
@@ -253,7 +253,7 @@ func (hs *harness) cleanup() {
 }
 
 // listenTCP binds a loopback listener, as the master does.
-func listenTCP(t *testing.T) net.Listener {
+func listenTCP(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -264,7 +264,7 @@ func listenTCP(t *testing.T) net.Listener {
 
 // dupListener returns a close-on-exec duplicate of ln's socket, for a
 // runtime to own.
-func dupListener(t *testing.T, ln net.Listener) int {
+func dupListener(t testing.TB, ln net.Listener) int {
 	t.Helper()
 	rc, err := ln.(syscall.Conn).SyscallConn()
 	if err != nil {
