@@ -277,18 +277,6 @@ func (e *Engine) enrollAnchor() {
 	}
 }
 
-// exclusive makes every listener wake one waiting loop per connection
-// (EPOLLEXCLUSIVE), where the system can: workers share the master's
-// listening sockets, and without it each connection wakes every worker.
-// It runs on the loop, once gnet has registered the listeners.
-func (e *Engine) exclusive() {
-	for i, st := range e.lns {
-		if err := acceptExclusive(st.fd); err != nil && e.cfg.Logger != nil {
-			e.cfg.Logger.Debug("listener wakes every loop", "listener", i, "err", err)
-		}
-	}
-}
-
 // Gnet returns the gnet engine. Its CountConnections counts one
 // connection more than the handler sees: the engine's internal anchor,
 // which gives it the loop's gnet.EventLoop.
@@ -412,7 +400,6 @@ func (w *wrapper) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if isAnchor(c) {
 		if w.e.loop == nil {
 			w.e.loop = c.EventLoop()
-			w.e.exclusive()
 			close(w.e.ready)
 		}
 		return nil, gnet.None

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 )
 
 // echo is a test handler: it echoes and records, per connection, which
@@ -403,78 +402,4 @@ func TestLogger(t *testing.T) {
 	}
 	Logger{}.Errorf("nil logger is fine")
 	_ = context.Background
-}
-
-// TestListenerWakesOneLoop: on Linux an adopted listening socket is in
-// gnet's epoll instance with EPOLLEXCLUSIVE, so that of the workers
-// sharing it one wakes per connection; two engines on one socket serve
-// every connection between them.
-func TestListenerWakesOneLoop(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("EPOLLEXCLUSIVE is Linux's")
-	}
-	tcp, tfd := masterListener(t, "tcp", "127.0.0.1:0")
-	tfd2, err := syscall.Dup(tfd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h1, h2 := &echo{}, &echo{}
-	e1 := start(t, h1, Listener{FD: tfd, Addr: tcp.Addr()})
-	start(t, h2, Listener{FD: tfd2, Addr: tcp.Addr()})
-
-	gnetFD := e1.lns[0].fd
-	var st syscall.Stat_t
-	if err := syscall.Fstat(gnetFD, &st); err != nil {
-		t.Fatal(err)
-	}
-	if ev := epollEvents(t, gnetFD, st.Ino); ev&unix.EPOLLEXCLUSIVE == 0 || ev&unix.EPOLLIN == 0 {
-		t.Fatalf("the listener is watched with events %#x, want EPOLLIN|EPOLLEXCLUSIVE", ev)
-	}
-	const n = 40
-	for i := 0; i < n; i++ {
-		roundTrip(t, dial(t, tcp.Addr()), fmt.Sprintf("conn %d", i))
-	}
-	h1.mu.Lock()
-	h2.mu.Lock()
-	opened := h1.opened + h2.opened
-	h2.mu.Unlock()
-	h1.mu.Unlock()
-	if opened != n {
-		t.Fatalf("the two loops opened %d connections, want %d", opened, n)
-	}
-}
-
-// epollEvents returns the event mask an epoll instance of this process
-// watches descriptor fd (of inode ino) with.
-func epollEvents(t *testing.T, fd int, ino uint64) uint32 {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ent := range ents {
-		if link, _ := os.Readlink("/proc/self/fd/" + ent.Name()); link != "anon_inode:[eventpoll]" {
-			continue
-		}
-		b, err := os.ReadFile("/proc/self/fdinfo/" + ent.Name())
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			fl := strings.Fields(line)
-			if len(fl) < 4 || fl[0] != "tfd:" || fl[1] != strconv.Itoa(fd) || fl[2] != "events:" {
-				continue
-			}
-			if !strings.Contains(line, fmt.Sprintf("ino:%x", ino)) {
-				continue
-			}
-			v, err := strconv.ParseUint(fl[3], 16, 32)
-			if err != nil {
-				t.Fatalf("fdinfo line %q: %v", line, err)
-			}
-			return uint32(v)
-		}
-	}
-	t.Fatalf("no epoll instance watches descriptor %d", fd)
-	return 0
 }

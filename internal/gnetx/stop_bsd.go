@@ -9,7 +9,3 @@ package gnetx
 // descriptor"); dup2 closes its target first. So putting /dev/null on fd is
 // enough. (Compiled for these systems, tested on Linux only.)
 func stopAccept(fd int) error { return release(fd) }
-
-// acceptExclusive is a no-op here: kqueue has no EPOLLEXCLUSIVE, and every
-// loop waiting on a shared listening socket wakes for each connection.
-func acceptExclusive(int) error { return nil }

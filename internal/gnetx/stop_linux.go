@@ -103,35 +103,3 @@ func epollWatches(ep, fd int, ino uint64) (bool, error) {
 	}
 	return false, sc.Err()
 }
-
-// acceptExclusive re-registers listening socket fd in gnet's epoll
-// instance with EPOLLEXCLUSIVE: when a connection arrives, the kernel wakes
-// one of the workers waiting on the shared socket, not all of them (each
-// worker's loop watches the same listening socket; without it, every
-// connection wakes every worker and all but one find nothing to accept).
-func acceptExclusive(fd int) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return fmt.Errorf("fstat: %w", err)
-	}
-	eps, err := epollsWatching(fd, st.Ino)
-	if err != nil {
-		return err
-	}
-	if len(eps) != 1 {
-		return fmt.Errorf("%d epoll instances watch descriptor %d", len(eps), fd)
-	}
-	if err := unix.EpollCtl(eps[0], unix.EPOLL_CTL_DEL, fd, nil); err != nil {
-		return fmt.Errorf("epoll_ctl del: %w", err)
-	}
-	ev := unix.EpollEvent{Fd: int32(fd), Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE}
-	if err := unix.EpollCtl(eps[0], unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		// A kernel before 4.5: put back gnet's own registration.
-		ev.Events = unix.EPOLLIN | unix.EPOLLPRI
-		if err2 := unix.EpollCtl(eps[0], unix.EPOLL_CTL_ADD, fd, &ev); err2 != nil {
-			return fmt.Errorf("epoll_ctl add: %w (after %v)", err2, err)
-		}
-		return fmt.Errorf("epoll_ctl add exclusive: %w", err)
-	}
-	return nil
-}
