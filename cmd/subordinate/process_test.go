@@ -100,6 +100,17 @@ func serve(t *testing.T, workers int, args ...string) *master {
 	for i := 0; i < workers; i++ {
 		p.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("worker ready", "shard", i) })
 	}
+	// A worker is ready before the links to the peers started after it
+	// are in: wait for every one, so that a test's baseline (descriptor
+	// counts, say) is the server's steady state. A worker installs its
+	// hand-off link to a peer before the mesh link.
+	for i := 0; i < workers; i++ {
+		for j := 0; j < workers; j++ {
+			if i != j {
+				p.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("mesh: link up", "shard", i, "peer", j) })
+			}
+		}
+	}
 	mode := "handoff"
 	for i, a := range args {
 		if a == "--forward" && i+1 < len(args) {
