@@ -124,31 +124,35 @@ func TestProxyTLSFront(t *testing.T) {
 	s.stop(t)
 }
 
-// TestProxyPlain: the proxy over plain TCP without a PROXY header.
+// TestProxyPlain: the proxy over plain TCP without a PROXY header, in
+// both forwarding modes (the proxy hijacks handed-off and relayed
+// connections alike).
 func TestProxyPlain(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	for i := 0; i < 2; i++ {
-		startUpstream(t, filepath.Join(dir, fmt.Sprintf("up-%d.sock", i)), i, false)
-	}
-	s := serve(t, 2, "--handler", "proxy", "--upstream", "unix://"+dir+"/up-{shard}.sock")
-	for i := 0; i < 10; i++ {
-		key := fmt.Sprintf("k%d", i)
-		c, err := net.DialTimeout("tcp", s.addr, soon)
-		if err != nil {
-			t.Fatal(err)
+	forEachMode(t, func(t *testing.T, mode string) {
+		dir := t.TempDir()
+		for i := 0; i < 2; i++ {
+			startUpstream(t, filepath.Join(dir, fmt.Sprintf("up-%d.sock", i)), i, false)
 		}
-		c.SetDeadline(time.Now().Add(soon))
-		fmt.Fprintf(c, "%s\nhello\n", key)
-		r := bufio.NewReader(c)
-		line, _ := r.ReadString('\n')
-		if want := fmt.Sprintf("upstream=%d key=- src=-\n", shard.Owner([]byte(key), 2)); line != want {
-			t.Fatalf("key %s: %q, want %q", key, line, want)
+		s := serve(t, 2, "--forward", mode, "--handler", "proxy", "--upstream", "unix://"+dir+"/up-{shard}.sock")
+		for i := 0; i < 10; i++ {
+			key := fmt.Sprintf("k%d", i)
+			c, err := net.DialTimeout("tcp", s.addr, soon)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(soon))
+			fmt.Fprintf(c, "%s\nhello\n", key)
+			r := bufio.NewReader(c)
+			line, _ := r.ReadString('\n')
+			if want := fmt.Sprintf("upstream=%d key=- src=-\n", shard.Owner([]byte(key), 2)); line != want {
+				t.Fatalf("key %s: %q, want %q", key, line, want)
+			}
+			if echo, _ := r.ReadString('\n'); echo != "hello\n" {
+				t.Fatalf("key %s: echo %q", key, echo)
+			}
+			c.Close()
 		}
-		if echo, _ := r.ReadString('\n'); echo != "hello\n" {
-			t.Fatalf("key %s: echo %q", key, echo)
-		}
-		c.Close()
-	}
-	s.stop(t)
+		s.stop(t)
+	})
 }
