@@ -56,6 +56,15 @@ serve() {
 # ready: the workers are up (a probe connection would be measured too).
 ready() { sleep 1; }
 
+# stop PID...: SIGTERM, then wait until the processes are gone, so that
+# a draining server does not share the CPU with the next measurement.
+stop() {
+	kill "$@" 2>/dev/null || true
+	for p in "$@"; do
+		while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
+	done
+}
+
 us() { awk -v t="$1" -v r="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t * 1e6 / hz / r }'; }
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -76,7 +85,7 @@ for pin in pinned unpinned; do
 		one=() split=() ho=()
 		for _ in $(seq "$runs"); do
 			port=$((port + 1)); m=$(serve 1 $port); ready
-			c0=$(cpu "$m"); r=$(load $port $conns $mode); c1=$(cpu "$m"); kill "$m"; wait "$m" || true
+			c0=$(cpu "$m"); r=$(load $port $conns $mode); c1=$(cpu "$m"); stop "$m"
 			one+=("$(us $((c1 - c0)) "$r")")
 
 			ms=() ports=()
@@ -91,11 +100,11 @@ for pin in pinned unpinned; do
 			wait "${lp[@]}"
 			c1=$(cpu "${ms[@]}")
 			r=$(cat "$tmp"/* | awk '{ s += $1 } END { print s }'); rm -rf "$tmp"
-			kill "${ms[@]}"; wait "${ms[@]}" || true
+			stop "${ms[@]}"
 			split+=("$(us $((c1 - c0)) "$r")")
 
 			port=$((port + 1)); m=$(serve $n $port); ready
-			c0=$(cpu "$m"); r=$(load $port $conns $mode); c1=$(cpu "$m"); kill "$m"; wait "$m" || true
+			c0=$(cpu "$m"); r=$(load $port $conns $mode); c1=$(cpu "$m"); stop "$m"
 			ho+=("$(us $((c1 - c0)) "$r")")
 			echo "$pin $mode run: 1 worker ${one[-1]}  $n x 1 ${split[-1]}  handoff ${ho[-1]}" >&2
 		done
