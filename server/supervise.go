@@ -396,7 +396,7 @@ func (s *supervisor) start(i int) error {
 	for _, f := range ends {
 		fds = append(fds, int(f.Fd()))
 	}
-	init := &ctl.Message{Type: ctl.TypeInit, Init: &ctl.Init{
+	init := &ctl.Message{Type: ctl.TypeInit, Protocol: ctl.ProtocolVersion, Init: &ctl.Init{
 		Shard: i, Workers: s.cfg.Workers, Config: s.cfgJSON, Secret: s.secret,
 		Listeners: specs, Peers: peers,
 	}, FDs: fds}
@@ -411,18 +411,44 @@ func (s *supervisor) start(i int) error {
 	_ = mc.SetWriteDeadline(time.Time{})
 
 	go func() {
-		for {
+		for first := true; ; first = false {
 			m, err := mc.Receive()
 			if err != nil {
 				return // EOF when the worker exits; Wait reports it
 			}
 			ctl.CloseFDs(m)
+			if first && !s.acceptWorker(log, cmd, m) {
+				return // it exits (refused) or is killed: Wait reports it
+			}
 			if m.Type == ctl.TypeReady {
 				s.post(event{kind: evReady, index: i, gen: gen})
 			}
 		}
 	}()
 	return nil
+}
+
+// acceptWorker checks a worker's first message: a refusal (the worker
+// speaks another control protocol version) is logged, and the worker
+// exits on its own; a message of another version is logged and the worker
+// killed. Either way the exit counts as a failure of the shard.
+func (s *supervisor) acceptWorker(log *slog.Logger, cmd *exec.Cmd, m *ctl.Message) bool {
+	if m.Type == ctl.TypeRefused {
+		reason := ""
+		if m.Refused != nil {
+			reason = m.Refused.Reason
+		}
+		log.Error("worker refused to run: it speaks another control protocol (is its binary the master's?)",
+			"worker_protocol", m.Protocol, "protocol", ctl.ProtocolVersion, "reason", reason)
+		return false
+	}
+	if err := ctl.CheckProtocol(m); err != nil {
+		log.Error("worker speaks another control protocol (is its binary the master's?); killing it",
+			"worker_protocol", m.Protocol, "protocol", ctl.ProtocolVersion, "message", string(m.Type), "err", err)
+		_ = cmd.Process.Kill()
+		return false
+	}
+	return true
 }
 
 // peerLinks makes the links between two workers: a mesh socketpair and,

@@ -44,6 +44,16 @@ func runWorker(local Config, factory HandlerFactory) error {
 		return fmt.Errorf("worker: receive init: %w", err)
 	}
 	_ = cc.SetReadDeadline(time.Time{})
+	// The version first: a master of another version may mean anything
+	// by the rest of its message.
+	if err := ctl.CheckProtocol(m); err != nil {
+		ctl.CloseFDs(m)
+		err = fmt.Errorf("worker: refusing to run: the master's first message: %w", err)
+		_ = cc.SetWriteDeadline(time.Now().Add(initTimeout))
+		_ = cc.Send(&ctl.Message{Type: ctl.TypeRefused, Protocol: ctl.ProtocolVersion, Refused: &ctl.Refused{Reason: err.Error()}})
+		log.Error("refusing to run: the master speaks another control protocol", "master_protocol", m.Protocol, "protocol", ctl.ProtocolVersion)
+		return err
+	}
 	if m.Type != ctl.TypeInit || m.Init == nil {
 		ctl.CloseFDs(m)
 		return fmt.Errorf("worker: first message is %q, want init", m.Type)
@@ -77,7 +87,7 @@ func runWorker(local Config, factory HandlerFactory) error {
 		}
 		return fmt.Errorf("worker: %w", err)
 	}
-	if err := cc.Send(&ctl.Message{Type: ctl.TypeReady}); err != nil {
+	if err := cc.Send(&ctl.Message{Type: ctl.TypeReady, Protocol: ctl.ProtocolVersion}); err != nil {
 		rt.Stop()
 		return fmt.Errorf("worker: tell the master ready: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -274,5 +275,46 @@ func TestGarbage(t *testing.T) {
 	}
 	if _, err := worker.Receive(); !errors.Is(err, ErrProtocol) {
 		t.Fatalf("got %v, want ErrProtocol", err)
+	}
+}
+
+// TestProtocolVersion: the version travels with a message, and
+// CheckProtocol accepts exactly ProtocolVersion: another version, or none
+// (a program from before versions: the field is absent), is refused.
+func TestProtocolVersion(t *testing.T) {
+	master, worker := pair(t)
+	if err := master.Send(&Message{Type: TypeInit, Protocol: ProtocolVersion, Init: &Init{Workers: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := worker.Receive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckProtocol(m); err != nil {
+		t.Fatalf("same version refused: %v", err)
+	}
+	for _, body := range []string{
+		`{"type":"init","protocol":` + fmt.Sprint(ProtocolVersion+1) + `,"init":{"workers":1}}`,
+		`{"type":"init","init":{"workers":1}}`,
+	} {
+		frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+		if _, err := master.uc.Write(append(frame, body...)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := worker.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckProtocol(m); !errors.Is(err, ErrVersion) {
+			t.Errorf("%s: CheckProtocol = %v, want ErrVersion", body, err)
+		}
+	}
+	// The worker's answer carries its version and reason.
+	if err := worker.Send(&Message{Type: TypeRefused, Protocol: ProtocolVersion, Refused: &Refused{Reason: "no"}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err = master.Receive()
+	if err != nil || m.Type != TypeRefused || m.Protocol != ProtocolVersion || m.Refused == nil || m.Refused.Reason != "no" {
+		t.Fatalf("refused: %+v, %v", m, err)
 	}
 }

@@ -10,15 +10,31 @@
 //
 // The conversation:
 //
-//	master -> worker  init   shard index, worker count, config, secret,
-//	                         listener specs; FDs: the listeners in order,
-//	                         then, per peer in Init.Peers, its mesh link end
-//	                         and its hand-off link end
-//	worker -> master  ready  the shard accepts connections
+//	master -> worker  init   protocol version, shard index, worker count,
+//	                         config, secret, listener specs; FDs: the
+//	                         listeners in order, then, per peer in
+//	                         Init.Peers, its mesh link end and its hand-off
+//	                         link end
+//	worker -> master  ready  protocol version; the shard accepts connections
+//	  or              refused protocol version and reason: the worker will
+//	                         not run this init, and exits non-zero
 //	master -> worker  peer   a peer restarted; FDs: the fresh mesh link end
 //	                         and the fresh hand-off link end
 //	master -> worker  drain  stop accepting, finish by the deadline, exit 0
 //	master -> worker  stop   close everything and exit now
+//
+// The protocol version. The first message each side sends carries
+// Message.Protocol, and each side checks the other's with CheckProtocol
+// before it reads anything else of it. A worker handed an init of another
+// version (its binary is not the master's: a file replaced under a running
+// master, where the master could not keep its own binary to start workers
+// from) answers refused and exits with an error; the master logs the
+// refusal. A worker whose ready carries another version is logged and
+// killed by the master. Either way the master counts a failure of the
+// shard (the restart policy may then give up): mixing versions is never
+// silent. ProtocolVersion changes with any change a process of the
+// previous version would misread; the framing and the "type" and
+// "protocol" fields never change.
 //
 // A worker exits when its control channel reaches EOF: the master is gone.
 // Stream sockets are used, not SOCK_SEQPACKET, because darwin has no

@@ -2,8 +2,33 @@ package ctl
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 )
+
+// ProtocolVersion is the version of the conversation this package speaks
+// (the message types, their fields and their order). Raise it with any
+// change a process of the previous version would misread. The framing (a
+// 4-byte length, then JSON with "type" and "protocol") never changes, so
+// that two versions can always tell each other apart.
+const ProtocolVersion = 1
+
+// ErrVersion is wrapped by the error CheckProtocol returns when the other
+// side speaks another version.
+var ErrVersion = errors.New("ctl: another control protocol version")
+
+// CheckProtocol checks the first message received from the other side
+// (init for a worker; ready or refused for the master): it returns nil if
+// it carries ProtocolVersion, and otherwise an error wrapping ErrVersion
+// that names both versions. A message without a version (a process built
+// before versions existed) is version 0.
+func CheckProtocol(m *Message) error {
+	if m.Protocol == ProtocolVersion {
+		return nil
+	}
+	return fmt.Errorf("%w: the other side speaks version %d, this program %d", ErrVersion, m.Protocol, ProtocolVersion)
+}
 
 // Type names a control message.
 type Type string
@@ -15,15 +40,23 @@ const (
 	TypePeer  Type = "peer"
 	TypeDrain Type = "drain"
 	TypeStop  Type = "stop"
+	// TypeRefused is the worker's answer to an init it will not run:
+	// another protocol version. The worker exits after sending it.
+	TypeRefused Type = "refused"
 )
 
 // Message is one control message. Exactly the field that matches Type is
 // set (none for ready and stop).
 type Message struct {
-	Type  Type   `json:"type"`
-	Init  *Init  `json:"init,omitempty"`
-	Peer  *Peer  `json:"peer,omitempty"`
-	Drain *Drain `json:"drain,omitempty"`
+	Type Type `json:"type"`
+	// Protocol is ProtocolVersion on the first message each side sends:
+	// the master's init, the worker's ready or refused. It is 0 on the
+	// others.
+	Protocol int      `json:"protocol,omitempty"`
+	Init     *Init    `json:"init,omitempty"`
+	Peer     *Peer    `json:"peer,omitempty"`
+	Drain    *Drain   `json:"drain,omitempty"`
+	Refused  *Refused `json:"refused,omitempty"`
 
 	// FDs are the file descriptors sent with the message. On Receive they
 	// are new descriptors of this process, close-on-exec, owned by the
@@ -78,4 +111,9 @@ type Peer struct {
 // flight finish until Deadline, then exit.
 type Drain struct {
 	Deadline time.Time `json:"deadline"`
+}
+
+// Refused says why a worker will not run the init it was sent.
+type Refused struct {
+	Reason string `json:"reason"`
 }
