@@ -19,10 +19,11 @@ func runMaster(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	exe, err := os.Executable()
+	exe, err := openMasterBinary(log)
 	if err != nil {
-		return fmt.Errorf("find this program to start workers: %w", err)
+		return err
 	}
+	defer exe.close()
 	if cfg.Forward == ForwardHandoff && !handoff.Supported() {
 		log.Warn("this system cannot pass sockets over SOCK_SEQPACKET; relaying forwarded connections instead")
 		cfg.Forward = ForwardRelay

@@ -19,7 +19,7 @@ import (
 // another control protocol version (or none: a master from before
 // versions) answers refused with its own version, closes the descriptors
 // that came with the init, never builds a handler, and Serve returns an
-// error wrapping ctl.ErrVersion (subordinate serve then exits 1).
+// error wrapping ErrProtocolVersion (subordinate serve then exits 1).
 func TestWorkerRefusesOtherProtocol(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Logger = nil
@@ -76,8 +76,8 @@ func TestWorkerRefusesOtherProtocol(t *testing.T) {
 			}
 			select {
 			case err := <-errc:
-				if !errors.Is(err, ctl.ErrVersion) {
-					t.Fatalf("runWorker returned %v, want ctl.ErrVersion", err)
+				if !errors.Is(err, ErrProtocolVersion) {
+					t.Fatalf("runWorker returned %v, want ErrProtocolVersion", err)
 				}
 			case <-time.After(20 * time.Second):
 				t.Fatal("runWorker did not return after refusing")

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+
+	"github.com/subordinate/subordinate/internal/ctl"
 )
 
 // workerEnv names the environment variable that makes a process a worker.
@@ -14,16 +16,27 @@ const workerEnv = "SUBORDINATE_WORKER"
 // ErrNoFactory is returned by Serve without a HandlerFactory.
 var ErrNoFactory = errors.New("server: nil HandlerFactory")
 
+// ErrProtocolVersion is wrapped by the error Serve returns in a worker
+// whose master speaks another control protocol version: the worker's
+// binary is not its master's. See docs/PROCESSES.md.
+var ErrProtocolVersion = ctl.ErrVersion
+
 // Serve runs a Subordinate server and returns when it has stopped.
 //
 // In the master (the process an operator starts) Serve validates cfg,
 // loads or generates the secret, binds every listener, and only then
-// starts cfg.Workers worker processes by re-executing this program
-// (os.Executable) with the same arguments, adding the environment variable
-// SUBORDINATE_WORKER. It supervises them until SIGTERM or SIGINT, then
-// drains them and returns nil. It returns an error before starting any
-// worker if the config, the secret file or a listener is bad, and after
-// stopping every worker if a shard keeps failing.
+// starts cfg.Workers worker processes by re-executing this program with
+// the same arguments, adding the environment variable SUBORDINATE_WORKER.
+// On Linux the master keeps its own executable open and starts every
+// worker, a restarted one too, from it: a worker runs the master's code
+// even after the file on disk was replaced (elsewhere it runs the file at
+// the path os.Executable resolved). A worker whose master speaks another
+// control protocol version refuses to run, and Serve returns an error
+// wrapping ErrProtocolVersion there. The master supervises the workers
+// until SIGTERM or SIGINT, then drains them and returns nil. It returns an
+// error before starting any worker if the config, the secret file or a
+// listener is bad, and after stopping every worker if a shard keeps
+// failing.
 //
 // In a worker (IsWorker), Serve receives the master's configuration, the
 // secret and the listening sockets over the control channel, runs the

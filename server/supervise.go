@@ -36,7 +36,7 @@ type supervisor struct {
 	cfgJSON []byte
 	secret  []byte
 	lns     []*masterListener
-	exe     string
+	exe     *masterBinary // what a worker runs: the master's own binary
 	args    []string
 	log     *slog.Logger
 
@@ -365,7 +365,9 @@ func (s *supervisor) start(i int) error {
 		ends = append(ends, mine...)
 	}
 
-	cmd := exec.Command(s.exe, s.args[1:]...)
+	// The master's own binary (on Linux through the descriptor it keeps
+	// open, whatever is now at its path), with the master's argv[0].
+	cmd := exec.Command(s.exe.path, s.args[1:]...)
 	cmd.Args[0] = s.args[0]
 	cmd.Env = append(workerEnviron(), workerEnv+"=3")
 	cmd.ExtraFiles = []*os.File{child}
@@ -375,7 +377,7 @@ func (s *supervisor) start(i int) error {
 	child.Close()
 	if err != nil {
 		mc.Close()
-		return fmt.Errorf("start %s: %w", s.exe, err)
+		return fmt.Errorf("start %s: %w", s.exe.name, err)
 	}
 	w.cmd, w.ctl, w.pid, w.alive, w.started = cmd, mc, cmd.Process.Pid, true, time.Now()
 	log := s.log.With("shard", i, "worker_pid", w.pid)

@@ -31,6 +31,7 @@ func runWorker(local Config, factory HandlerFactory) error {
 	if err != nil || fd < 3 {
 		return fmt.Errorf("worker: %s=%q: want a descriptor number", workerEnv, v)
 	}
+	nameWorker()
 	log := local.Logger.With("pid", os.Getpid())
 	cc, err := ctl.New(os.NewFile(uintptr(fd), "ctl"))
 	if err != nil {

@@ -82,6 +82,12 @@ func forEachMode(t *testing.T, f func(t *testing.T, mode string)) {
 // be ready.
 func serve(t *testing.T, workers int, args ...string) *master {
 	t.Helper()
+	return serveBinary(t, binary, workers, args...)
+}
+
+// serveBinary is serve with the binary at bin.
+func serveBinary(t *testing.T, bin string, workers int, args ...string) *master {
+	t.Helper()
 	all := []string{"serve", "--log-format", "json", "--workers", strconv.Itoa(workers)}
 	if !contains(args, "--listen") {
 		all = append(all, "--listen", "tcp://127.0.0.1:0")
@@ -90,7 +96,7 @@ func serve(t *testing.T, workers int, args ...string) *master {
 		all = append(all, "--handler", "whoami")
 	}
 	all = append(all, args...)
-	p := proctest.Start(t, binary, nil, all...)
+	p := proctest.Start(t, bin, nil, all...)
 	started := p.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Msg() == "master started" })
 	listen, _ := started["listen"].([]any)
 	if len(listen) == 0 {
