@@ -22,6 +22,9 @@ const (
 	// stopGrace is how long workers told to stop may take before the
 	// master kills them.
 	stopGrace = 3 * time.Second
+	// readerGrace bounds how long the report of a worker's exit waits
+	// for its control channel to reach EOF.
+	readerGrace = time.Second
 )
 
 // ErrGaveUp is wrapped by the error Serve returns when a shard kept
@@ -384,8 +387,19 @@ func (s *supervisor) start(i int) error {
 	log.Info("worker started", "peers", peers)
 
 	gen := w.gen
+	// The exit is reported once the control reader has read everything
+	// the worker sent (EOF: a refusal is logged before the exit, and
+	// exited closes the channel after it), or a moment later if
+	// something else still holds the worker's end (a child of its own).
+	readerDone := make(chan struct{})
 	go func() {
 		err := cmd.Wait()
+		t := time.NewTimer(readerGrace)
+		select {
+		case <-readerDone:
+		case <-t.C:
+		}
+		t.Stop()
 		s.post(event{kind: evExited, index: i, gen: gen, state: cmd.ProcessState, err: err})
 	}()
 
@@ -408,11 +422,14 @@ func (s *supervisor) start(i int) error {
 		// be handled as a failure then.
 		log.Error("cannot send the init message; killing the worker", "err", err)
 		_ = cmd.Process.Kill()
+		close(readerDone)
 		return nil
 	}
 	_ = mc.SetWriteDeadline(time.Time{})
 
 	go func() {
+		defer close(readerDone)
+		rejected := false
 		for first := true; ; first = false {
 			m, err := mc.Receive()
 			if err != nil {
@@ -420,9 +437,9 @@ func (s *supervisor) start(i int) error {
 			}
 			ctl.CloseFDs(m)
 			if first && !s.acceptWorker(log, cmd, m) {
-				return // it exits (refused) or is killed: Wait reports it
+				rejected = true // it exits (refused) or is killed
 			}
-			if m.Type == ctl.TypeReady {
+			if m.Type == ctl.TypeReady && !rejected {
 				s.post(event{kind: evReady, index: i, gen: gen})
 			}
 		}

@@ -72,3 +72,45 @@ func TestGiveUp(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkerOfAnotherProtocol: the master checks the version of a worker's
+// first message. A worker that refuses the init (it speaks another
+// version) is logged with its version and reason; one whose ready carries
+// another version (none: from before versions) is logged and killed.
+// Neither is ever taken as ready, and the shard fails until the master
+// gives up.
+func TestWorkerOfAnotherProtocol(t *testing.T) {
+	for _, mode := range []string{"refuse", "oldproto"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			p := proctest.Start(t, crashworker, []string{"CRASHWORKER=" + mode})
+			st := p.WaitExit(60 * time.Second)
+			if st.ExitCode() != 1 || !strings.Contains(p.Stderr(), "a shard keeps failing; stopped") {
+				t.Fatalf("exit %v, want 1 and the give-up error\n%s", st, p.Stderr())
+			}
+			starts, complaints, killed := 0, 0, 0
+			for _, l := range p.Logs() {
+				switch {
+				case l.Msg() == "worker started":
+					starts++
+				case l.Msg() == "worker ready":
+					t.Errorf("a worker of another protocol was taken as ready: %v", l)
+				case mode == "refuse" && l.Is("worker refused to run: it speaks another control protocol (is its binary the master's?)",
+					"worker_protocol", 2, "protocol", 1, "reason", "crashworker refuses"):
+					complaints++
+				case mode == "oldproto" && l.Is("worker speaks another control protocol (is its binary the master's?); killing it",
+					"worker_protocol", 0, "protocol", 1, "message", "ready"):
+					complaints++
+				case (l.Msg() == "worker died" || l.Msg() == "worker exited") && l.Str("cause") == "killed by signal SIGKILL":
+					killed++ // "exited" once the master gave up
+				}
+			}
+			if starts == 0 || complaints != starts {
+				t.Errorf("%d workers started, %d logged as speaking another protocol: want one each\n%s", starts, complaints, p.Stderr())
+			}
+			if mode == "oldproto" && killed != starts {
+				t.Errorf("%d workers started, %d killed: want each killed", starts, killed)
+			}
+		})
+	}
+}

@@ -5,6 +5,11 @@
 // Serve. CRASHWORKER=late: every worker serves, then exits with status 3
 // after 300ms. Either way the master restarts them with back-off and gives
 // up after Config.MaxRestarts failures in a row.
+//
+// CRASHWORKER=refuse and CRASHWORKER=oldproto play a worker of another
+// control protocol version, without Serve: refuse answers the init with
+// refused (a newer worker) and exits 2; oldproto answers ready without a
+// version (a worker from before versions) and waits for EOF.
 package main
 
 import (
@@ -12,8 +17,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
+	"github.com/subordinate/subordinate/internal/ctl"
 	"github.com/subordinate/subordinate/server"
 )
 
@@ -24,6 +31,8 @@ func main() {
 			os.Exit(3)
 		case "late":
 			time.AfterFunc(300*time.Millisecond, func() { os.Exit(3) })
+		case "refuse", "oldproto":
+			os.Exit(otherProtocol(os.Getenv("CRASHWORKER")))
 		}
 	}
 	cfg := server.DefaultConfig()
@@ -42,5 +51,33 @@ func main() {
 	if err := server.Serve(cfg, factory); err != nil {
 		fmt.Fprintln(os.Stderr, "crashworker:", err)
 		os.Exit(1)
+	}
+}
+
+// otherProtocol is a worker of another control protocol version: it
+// receives the init and answers as mode says.
+func otherProtocol(mode string) int {
+	fd, err := strconv.Atoi(os.Getenv("SUBORDINATE_WORKER"))
+	if err != nil {
+		return 4
+	}
+	cc, err := ctl.New(os.NewFile(uintptr(fd), "ctl"))
+	if err != nil {
+		return 4
+	}
+	m, err := cc.Receive()
+	if err != nil {
+		return 4
+	}
+	ctl.CloseFDs(m)
+	if mode == "refuse" {
+		_ = cc.Send(&ctl.Message{Type: ctl.TypeRefused, Protocol: ctl.ProtocolVersion + 1, Refused: &ctl.Refused{Reason: "crashworker refuses"}})
+		return 2
+	}
+	_ = cc.Send(&ctl.Message{Type: ctl.TypeReady})
+	for {
+		if _, err := cc.Receive(); err != nil {
+			return 0
+		}
 	}
 }
