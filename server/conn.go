@@ -277,9 +277,22 @@ func (c *Conn) abort(err error) {
 	if c.closing || c.closed {
 		return
 	}
-	c.closing = true
 	c.rt.log.Info("closing a connection", "remote", c.remote, "key", printable(c.key), "err", err)
+	c.fail(err)
+}
+
+// fail closes the connection at once, dropping what was not sent, and
+// gives err to its OnClose, whatever the backend; a hijacked connection's
+// net.Conn is closed under its hijacker.
+func (c *Conn) fail(err error) {
+	if c.closing || c.closed {
+		return
+	}
+	c.closing = true
 	switch {
+	case c.hj != nil:
+		_ = c.hj.Conn.Close()
+		c.hj.once.Do(func() { c.rt.queueClosed(c, err) })
 	case c.gc != nil:
 		c.abortErr = err
 		_ = c.gc.Close()
