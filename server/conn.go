@@ -291,8 +291,10 @@ func (c *Conn) fail(err error) {
 	c.closing = true
 	switch {
 	case c.hj != nil:
-		_ = c.hj.Conn.Close()
+		// The hijacker's own Close must not win with its nil error:
+		// queue err first, then close the net.Conn under it.
 		c.hj.once.Do(func() { c.rt.queueClosed(c, err) })
+		_ = c.hj.Conn.Close()
 	case c.gc != nil:
 		c.abortErr = err
 		_ = c.gc.Close()
