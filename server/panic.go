@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net"
 	"runtime/debug"
 )
 
@@ -66,7 +67,7 @@ func (r *routed) callClose(c *Conn, err error) {
 func (r *routed) connPanicked(c *Conn, method string, v any) {
 	r.panics.Add(1)
 	r.log.Error("handler panicked; closing its connection", "method", method,
-		"key", printable(c.key), "direct", c.direct, "remote", c.remote,
+		"key", printable(c.key), "direct", c.direct, "remote", addrString(c.remote),
 		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	c.opening = false
 	c.fail(&panicError{method: method, value: v})
@@ -88,4 +89,13 @@ func (r *routed) guard(fn func()) func() {
 		}()
 		fn()
 	}
+}
+
+// addrString renders an address for a log line as text (a JSON log
+// would otherwise spell a *net.TCPAddr's fields out).
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
