@@ -123,6 +123,15 @@ type Config struct {
 	RestartBackoff    time.Duration `json:"restart_backoff"`
 	MaxRestartBackoff time.Duration `json:"max_restart_backoff"`
 
+	// CrashOnPanic lets a panic in handler code (a Handler method, or a
+	// function queued with Shard.Run or Shard.AfterFunc) crash the worker
+	// process, and with it every connection of its shard; the master then
+	// restarts the worker. By default (false) the runtime recovers the
+	// panic, as net/http does: it logs the panic and its stack, closes
+	// that one connection (its OnClose gets an error wrapping
+	// ErrHandlerPanic) and the shard serves on. Default: false.
+	CrashOnPanic bool `json:"crash_on_panic,omitempty"`
+
 	// TLS configures the tls:// listeners: certificates, client
 	// certificate verification, ALPN. See TLSConfig.
 	TLS TLSConfig `json:"tls"`

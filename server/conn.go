@@ -277,9 +277,24 @@ func (c *Conn) abort(err error) {
 	if c.closing || c.closed {
 		return
 	}
-	c.closing = true
 	c.rt.log.Info("closing a connection", "remote", c.remote, "key", printable(c.key), "err", err)
+	c.fail(err)
+}
+
+// fail closes the connection at once, dropping what was not sent, and
+// gives err to its OnClose, whatever the backend; a hijacked connection's
+// net.Conn is closed under its hijacker.
+func (c *Conn) fail(err error) {
+	if c.closing || c.closed {
+		return
+	}
+	c.closing = true
 	switch {
+	case c.hj != nil:
+		// The hijacker's own Close must not win with its nil error:
+		// queue err first, then close the net.Conn under it.
+		c.hj.once.Do(func() { c.rt.queueClosed(c, err) })
+		_ = c.hj.Conn.Close()
 	case c.gc != nil:
 		c.abortErr = err
 		_ = c.gc.Close()

@@ -17,7 +17,7 @@ func (c *Conn) localCloseWrite() error {
 	if gc.OutboundBuffered() == 0 {
 		return unix.Shutdown(gc.Fd(), unix.SHUT_WR)
 	}
-	c.rt.shard.AfterFunc(closeWriteRetry, func() {
+	c.rt.shard.afterFunc(closeWriteRetry, func() {
 		if c.gc == gc && !c.closing && !c.closed {
 			_ = c.localCloseWrite()
 		}
@@ -33,7 +33,7 @@ func (c *Conn) localClose(deadline time.Time) error {
 	if gc.OutboundBuffered() == 0 || time.Now().After(deadline) {
 		return gc.Close()
 	}
-	c.rt.shard.AfterFunc(closeWriteRetry, func() {
+	c.rt.shard.afterFunc(closeWriteRetry, func() {
 		if c.gc == gc && !c.closed {
 			_ = c.localClose(deadline)
 		}

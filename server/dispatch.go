@@ -75,7 +75,7 @@ func (r *routed) openLocal(pc *pconn, c *Conn) gnet.Action {
 // the bytes already buffered. Every kind of Conn opens here.
 func (r *routed) open(c *Conn) {
 	c.opening = true
-	r.handler.OnOpen(c)
+	r.call(c, "OnOpen", Handler.OnOpen)
 	c.opening = false
 	if c.hijacked || c.closing {
 		return

@@ -9,6 +9,18 @@ import "github.com/subordinate/subordinate/frame"
 //
 // A Handler sees the same Conn whichever worker accepted the connection:
 // forwarded and local connections differ only in Conn.Forwarded.
+//
+// A panic in a method is recovered, as net/http recovers a panic in a
+// request's handler: the runtime logs it with its stack, the connection's
+// key and remote address (ERROR), closes that connection at once and
+// counts the panic; OnClose follows once, with an error that wraps
+// ErrHandlerPanic (none follows a panic in OnClose itself, and a
+// connection the handler had already closed gets the OnClose of that
+// close). Every other connection of the shard is served on. A panic in
+// a function queued with Shard.Run or Shard.AfterFunc is logged and
+// counted the same way. Config.CrashOnPanic makes a panic crash the
+// worker instead. Panics on goroutines of the handler's own (a hijacked
+// connection's, say) are the handler's to recover.
 type Handler interface {
 	// OnOpen is called once the connection's key has been read and this
 	// shard is its owner. Bytes the client sent after the preamble are

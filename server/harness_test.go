@@ -65,12 +65,15 @@ type harness struct {
 	roots  *x509.CertPool
 
 	// Descriptors not yet given to a runtime (closed at cleanup).
-	lnFDs  [2][]int // shard i's shared, own and own TLS listeners
-	peers  [2]*peerFiles
-	h      [2]*testHandler
-	rt     [2]*routed
-	served [2]chan error
-	logs   *logBuffer
+	lnFDs [2][]int // shard i's shared, own and own TLS listeners
+	peers [2]*peerFiles
+	h     [2]*testHandler
+	// factory, if set before start, makes the shards' handlers instead
+	// of returning h[i].
+	factory HandlerFactory
+	rt      [2]*routed
+	served  [2]chan error
+	logs    *logBuffer
 }
 
 // newHarness prepares a 2-shard server in mode (ForwardHandoff or
@@ -148,6 +151,17 @@ func (hs *harness) takePeer(i int) peerFiles {
 // start runs shard i; with withPeer it gets its links to the other shard
 // at once (otherwise the test gives them later, with SetPeer, or never).
 func (hs *harness) start(i int, withPeer bool) *routed {
+	hs.t.Helper()
+	r, err := hs.tryStart(i, withPeer)
+	if err != nil {
+		hs.t.Fatalf("shard %d stopped before it was ready: %v", i, err)
+	}
+	return r
+}
+
+// tryStart is start, returning what Serve returned if the shard stopped
+// before it was ready.
+func (hs *harness) tryStart(i int, withPeer bool) (*routed, error) {
 	t := hs.t
 	t.Helper()
 	cfg := hs.cfg
@@ -162,7 +176,7 @@ func (hs *harness) start(i int, withPeer bool) *routed {
 		Count:   2,
 		Config:  cfg,
 		Secret:  cfg.Secret,
-		Factory: func(*Shard) (Handler, error) { return hs.h[i], nil },
+		Factory: hs.factory,
 		Logger:  cfg.Logger.With("shard", i),
 		Peers:   map[int]peerFiles{},
 	}
@@ -171,6 +185,9 @@ func (hs *harness) start(i int, withPeer bool) *routed {
 			URL: cfg.Listen[j], Network: "tcp", Address: addr, FD: hs.lnFDs[i][j],
 		})
 		hs.lnFDs[i][j] = -1 // the runtime owns it now
+	}
+	if info.Factory == nil {
+		info.Factory = func(*Shard) (Handler, error) { return hs.h[i], nil }
 	}
 	if withPeer {
 		info.Peers[1-i] = hs.takePeer(i)
@@ -189,11 +206,14 @@ func (hs *harness) start(i int, withPeer bool) *routed {
 	case <-ready:
 	case err := <-served:
 		hs.served[i] = nil
-		t.Fatalf("shard %d stopped before it was ready: %v", i, err)
+		if err == nil {
+			err = errors.New("Serve returned nil")
+		}
+		return nil, err
 	case <-time.After(bound):
 		t.Fatalf("shard %d not ready", i)
 	}
-	return r
+	return r, nil
 }
 
 // startBoth runs both shards, linked.

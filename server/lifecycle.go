@@ -7,7 +7,7 @@ func (r *routed) closed(c *Conn, err error) {
 	}
 	c.closed = true
 	delete(r.offLoop, c)
-	r.handler.OnClose(c, err)
+	r.callClose(c, err)
 	r.release()
 }
 
@@ -21,7 +21,7 @@ func (r *routed) drop(c *Conn) {
 // queueClosed runs closed from the loop's queue, so that a handler's
 // Close never calls its OnClose from inside another handler method.
 func (r *routed) queueClosed(c *Conn, err error) {
-	_ = r.shard.Run(func() { r.closed(c, err) })
+	_ = r.shard.run(func() { r.closed(c, err) })
 }
 
 // closeOffLoop closes, at shutdown, the open Conns that gnet does not

@@ -149,7 +149,7 @@ func (r *routed) onStream(peer int, st *mesh.Stream) {
 		return
 	}
 	early := hdr.Early
-	if err := r.shard.Run(func() {
+	if err := r.shard.run(func() {
 		c := r.newConn(key, hdr.Direct, peer)
 		c.fwd, c.relayed, c.remote, c.local, c.tls = true, true, hdr.Client, hdr.Local, hdr.TLS
 		r.openStream(c, st, early)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,15 @@ type routed struct {
 	stopped   chan struct{}
 	stopOnce  sync.Once
 
+	// crashOnPanic is Config.CrashOnPanic: a panic in handler code is
+	// not recovered (panic.go).
+	crashOnPanic bool
+	// panics counts the panics of handler code recovered since the shard
+	// started: in a Handler method (its connection was closed) or in a
+	// function queued with Shard.Run or Shard.AfterFunc. Read it from any
+	// goroutine; a later issue exports it as a metric.
+	panics atomic.Uint64
+
 	// pending counts what a drain waits for (see hold); drainAsked is set
 	// once a drain is asked for, so that release looks at the count.
 	pending    atomic.Int64
@@ -89,6 +99,7 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		limit:        info.Config.ConnBufferLimit,
 		writeTimeout: mcfg.WriteTimeout,
 		stopped:      make(chan struct{}),
+		crashOnPanic: info.Config.CrashOnPanic,
 	}
 	var lns []gnetx.Listener
 	for _, l := range info.Listeners {
@@ -111,7 +122,7 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		}
 	}
 	r.eng = gnetx.New(gnetx.Config{Listeners: lns, Logger: info.Logger})
-	r.shard = &Shard{index: info.Index, count: info.Count, log: info.Logger, eng: r.eng, running: make(chan struct{})}
+	r.shard = &Shard{index: info.Index, count: info.Count, log: info.Logger, eng: r.eng, running: make(chan struct{}), rt: r}
 	r.mesh, err = mesh.NewMesh(info.Index, info.Count, mcfg, r.onStream, info.Logger)
 	if err != nil {
 		closeShardFiles(info)
@@ -194,7 +205,7 @@ func (r *routed) SetPeer(peer int, links peerFiles) {
 // Drain implements shardRuntime.
 func (r *routed) Drain(deadline time.Time) {
 	r.drainAsked.Store(true)
-	if r.shard.Run(func() {
+	if r.shard.run(func() {
 		r.draining = true
 		if err := r.eng.StopAccepting(); err != nil {
 			r.log.Warn("cannot stop accepting; refusing new connections instead", "err", err)
@@ -210,7 +221,7 @@ func (r *routed) Drain(deadline time.Time) {
 // Stop implements shardRuntime: every open Conn is closed, each with its
 // OnClose, and the loop stops.
 func (r *routed) Stop() {
-	_ = r.shard.Run(r.closeOffLoop)
+	_ = r.shard.run(r.closeOffLoop)
 	r.eng.Shutdown() // queued behind closeOffLoop: gnet then closes its own
 }
 
@@ -222,7 +233,7 @@ func (r *routed) hold() { r.pending.Add(1) }
 
 func (r *routed) release() {
 	if r.pending.Add(-1) == 0 && r.drainAsked.Load() {
-		_ = r.shard.Run(r.maybeDrained)
+		_ = r.shard.run(r.maybeDrained)
 	}
 }
 
@@ -240,13 +251,25 @@ func (r *routed) OnBoot(gnet.Engine) gnet.Action {
 		r.bootErr = errors.New("server: no handler factory")
 		return gnet.Shutdown
 	}
-	h, err := r.info.Factory(r.shard)
+	h, err := r.makeHandler()
 	if err != nil {
 		r.bootErr = fmt.Errorf("handler: %w", err)
 		return gnet.Shutdown
 	}
 	r.handler = h
 	return gnet.None
+}
+
+// makeHandler calls the factory: a panic in it is a startup failure, an
+// error (logged with its stack), whatever Config.CrashOnPanic says.
+func (r *routed) makeHandler() (h Handler, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("handler factory panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			h, err = nil, fmt.Errorf("factory panicked: %v", v)
+		}
+	}()
+	return r.info.Factory(r.shard)
 }
 
 // OnShutdown implements gnet.EventHandler.
@@ -276,7 +299,7 @@ func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	gc.SetContext(pc)
 	r.hold()
 	pc.timer = time.AfterFunc(r.info.Config.PreambleTimeout, func() {
-		_ = r.shard.Run(func() {
+		_ = r.shard.run(func() {
 			if gc.Context() == pc && pc.gen == gen && pc.conn == nil && !pc.detached {
 				r.refuseConn(gc, "preamble timeout")
 				_ = gc.Close()
@@ -325,7 +348,7 @@ func (r *routed) data(c *Conn) gnet.Action {
 		b, _ := c.gc.Next(-1)
 		c.pre = append(c.pre, b...)
 	}
-	r.handler.OnData(c)
+	r.call(c, "OnData", Handler.OnData)
 	if !c.closing && c.gc != nil && c.Buffered() > r.limit {
 		_, _ = c.gc.Write(frame.AppendError(nil, "read buffer limit reached"))
 		c.abort(ErrInputLimit)
@@ -365,7 +388,7 @@ func (r *routed) OnClose(gc gnet.Conn, err error) gnet.Action {
 	}
 	if !c.closing && errors.Is(err, io.EOF) {
 		c.eof = true
-		r.handler.OnEOF(c)
+		r.call(c, "OnEOF", Handler.OnEOF)
 		if !c.closing && r.keepAfterEOF(c) {
 			return gnet.None // the Conn lives on as a stream
 		}

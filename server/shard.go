@@ -19,6 +19,7 @@ type Shard struct {
 	log          *slog.Logger
 	eng          *gnetx.Engine
 	running      chan struct{} // closed once the loop runs
+	rt           *routed
 }
 
 // Index returns the shard's index, 0 <= Index < Count.
@@ -36,7 +37,17 @@ func (s *Shard) Logger() *slog.Logger { return s.log }
 // the handler without locks. It returns ErrShardNotRunning if the loop has
 // not started or has stopped; fn may also not run if the loop stops after
 // Run returned.
+//
+// A panic in fn is recovered, logged with its stack and counted, and the
+// loop goes on, unless Config.CrashOnPanic is set (see Handler).
 func (s *Shard) Run(fn func()) error {
+	return s.run(s.rt.guard(fn))
+}
+
+// run is Run for the runtime's own functions: a panic in them is a bug of
+// the runtime and is not recovered (the handler methods they call recover
+// their own, see routed.call).
+func (s *Shard) run(fn func()) error {
 	select {
 	case <-s.running:
 	default:
@@ -67,11 +78,17 @@ func (t *Timer) Stop() bool {
 }
 
 // AfterFunc runs fn on the shard's event loop after d. It may be called
-// from any goroutine; Stop the returned Timer on the loop.
+// from any goroutine; Stop the returned Timer on the loop. A panic in fn
+// is handled as in Run.
 func (s *Shard) AfterFunc(d time.Duration, fn func()) *Timer {
+	return s.afterFunc(d, s.rt.guard(fn))
+}
+
+// afterFunc is AfterFunc for the runtime's own functions, as run is.
+func (s *Shard) afterFunc(d time.Duration, fn func()) *Timer {
 	t := &Timer{}
 	t.t = time.AfterFunc(d, func() {
-		_ = s.Run(func() {
+		_ = s.run(func() {
 			if !t.stopped {
 				t.stopped = true
 				fn()

@@ -110,7 +110,7 @@ func (s *stream) deliver(p []byte) {
 func (s *stream) dataReady() {
 	c := s.c
 	if s.buffered() > 0 {
-		c.rt.handler.OnData(c)
+		c.rt.call(c, "OnData", Handler.OnData)
 		if c.closing || c.closed {
 			return
 		}
@@ -142,7 +142,7 @@ func (s *stream) readLoop() {
 		n, err := s.nc.Read(buf)
 		if n > 0 {
 			p := buf[:n]
-			if s.c.rt.shard.Run(func() { s.deliver(p) }) != nil {
+			if s.c.rt.shard.run(func() { s.deliver(p) }) != nil {
 				return
 			}
 			select {
@@ -155,7 +155,7 @@ func (s *stream) readLoop() {
 			}
 		}
 		if err != nil {
-			_ = s.c.rt.shard.Run(func() { s.readEnd(err) })
+			_ = s.c.rt.shard.run(func() { s.readEnd(err) })
 			return
 		}
 	}
@@ -169,7 +169,7 @@ func (s *stream) readEnd(err error) {
 	}
 	if errors.Is(err, io.EOF) {
 		c.eof = true
-		c.rt.handler.OnEOF(c)
+		c.rt.call(c, "OnEOF", Handler.OnEOF)
 		return
 	}
 	c.abort(err)
@@ -221,7 +221,7 @@ func (s *stream) writeLoop() {
 			s.failed, s.writing, s.out = true, false, nil
 			s.mu.Unlock()
 			_ = s.nc.Close()
-			_ = s.c.rt.shard.Run(func() { s.c.abort(err) })
+			_ = s.c.rt.shard.run(func() { s.c.abort(err) })
 			return
 		}
 		s.mu.Unlock()

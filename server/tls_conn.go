@@ -93,7 +93,7 @@ func (r *routed) serveTLS(raw net.Conn) {
 		r.forwardConn(tc, key, owner, early, info)
 		return
 	}
-	if err := r.shard.Run(func() {
+	if err := r.shard.run(func() {
 		c := r.newConn(key, key == nil, r.info.Index)
 		c.remote, c.local, c.tls = raw.RemoteAddr(), raw.LocalAddr(), info
 		r.openStream(c, tc, early)

@@ -92,7 +92,7 @@ func runWorker(local Config, factory HandlerFactory) error {
 		rt.Stop()
 		return fmt.Errorf("worker: tell the master ready: %w", err)
 	}
-	log.Info("worker serving", "workers", info.Count, "peers", len(info.Peers))
+	log.Info("worker serving", "workers", info.Count, "peers", len(info.Peers), "crash_on_panic", info.Config.CrashOnPanic)
 
 	msgs := make(chan *ctl.Message)
 	ctlErr := make(chan error, 1)

@@ -40,6 +40,7 @@ func runServe(args []string, _, stderr io.Writer) int {
 	preamble := fs.Duration("preamble-timeout", def.PreambleTimeout, "how long a client has to send its key")
 	ownerWait := fs.Duration("owner-wait", def.OwnerWait, "how long a connection waits for a restarting owner")
 	maxKey := fs.Int("max-key", def.MaxKey, "longest key, in bytes")
+	crashOnPanic := fs.Bool("crash-on-panic", def.CrashOnPanic, "let a panic in the handler crash its worker (restarted by the master) instead of closing that one connection")
 	var certs, keys listFlag
 	fs.Var(&certs, "cert", "PEM certificate chain for tls:// listeners (repeatable, paired in order with --key; chosen by SNI)")
 	fs.Var(&keys, "key", "PEM private key of the --cert at the same position (repeatable)")
@@ -99,6 +100,7 @@ func runServe(args []string, _, stderr io.Writer) int {
 	cfg.PreambleTimeout = *preamble
 	cfg.OwnerWait = *ownerWait
 	cfg.MaxKey = *maxKey
+	cfg.CrashOnPanic = *crashOnPanic
 	if len(certs) != len(keys) {
 		fmt.Fprintf(stderr, "subordinate serve: %d --cert but %d --key: give them in pairs\n", len(certs), len(keys))
 		return 2

@@ -97,11 +97,12 @@ type conn struct {
 	r          *bufio.Reader
 	key        string
 	shard, via int
+	pid        int
 	kinds      string
 	tls, hijck bool
 }
 
-var greetingRE = regexp.MustCompile(`^shard=(\d+) pid=\d+ via=(\d+) kinds=(\S+)\n$`)
+var greetingRE = regexp.MustCompile(`^shard=(\d+) pid=(\d+) via=(\d+) kinds=(\S+)\n$`)
 
 func open(t *testing.T, addr, key string, tlsCfg *tls.Config) *conn {
 	t.Helper()
@@ -130,8 +131,9 @@ func open(t *testing.T, addr, key string, tlsCfg *tls.Config) *conn {
 		t.Fatalf("greeting for %q: %q, %v", key, line, err)
 	}
 	c.shard, _ = strconv.Atoi(m[1])
-	c.via, _ = strconv.Atoi(m[2])
-	c.kinds = m[3]
+	c.pid, _ = strconv.Atoi(m[2])
+	c.via, _ = strconv.Atoi(m[3])
+	c.kinds = m[4]
 	return c
 }
 

@@ -16,7 +16,12 @@
 //
 //	{"msg":"lifecycle totals","shard":N,"opens":X,"closes":Y,
 //	 "local_opens":...,"local_closes":...,"forwarded_opens":...,...,
-//	 "double_closes":0,"orphan_closes":0}
+//	 "panic_closes":P,"double_closes":0,"orphan_closes":0}
+//
+// A key that starts with "panic-" gets its greeting, then its handler
+// panics in OnData: the runtime closes that connection (and counts an
+// OnClose with server.ErrHandlerPanic in "panic_closes"), or, with
+// --crash-on-panic, the worker dies and the master restarts it.
 //
 // The kinds overlap: local (accepted by its owner) or forwarded (accepted
 // by another worker); relayed (forwarded with its bytes copied over the
@@ -25,6 +30,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -55,6 +61,7 @@ var kindNames = [nKinds]string{"local", "forwarded", "relayed", "tls", "hijacked
 type tally struct {
 	opens, closes         atomic.Int64
 	kindOpens, kindCloses [nKinds]atomic.Int64
+	panicCloses           atomic.Int64 // OnClose with server.ErrHandlerPanic
 	doubleCloses          atomic.Int64 // OnClose for a Conn already closed
 	orphanCloses          atomic.Int64 // OnClose for a Conn never opened
 }
@@ -139,13 +146,19 @@ func serveHijacked(nc net.Conn, greeting string) {
 }
 
 func (h *handler) OnData(c *server.Conn) {
+	if strings.HasPrefix(string(c.Key()), "panic-") {
+		panic("lifecycle: panic for key " + string(c.Key()))
+	}
 	b, _ := c.Next(-1)
 	_, _ = c.Write(b)
 }
 
 func (h *handler) OnEOF(c *server.Conn) { _ = c.Close() }
 
-func (h *handler) OnClose(c *server.Conn, _ error) {
+func (h *handler) OnClose(c *server.Conn, err error) {
+	if errors.Is(err, server.ErrHandlerPanic) {
+		counts.panicCloses.Add(1)
+	}
 	st, ok := c.Context().(*state)
 	if !ok {
 		counts.orphanCloses.Add(1)
@@ -174,6 +187,7 @@ func main() {
 	flag.Var(&keys, "key", "PEM key of the --cert at the same position (repeatable)")
 	flag.IntVar(&cfg.Workers, "workers", cfg.Workers, "worker processes (shards)")
 	flag.StringVar(&cfg.Forward, "forward", cfg.Forward, "handoff or relay")
+	flag.BoolVar(&cfg.CrashOnPanic, "crash-on-panic", cfg.CrashOnPanic, "let a handler panic crash the worker")
 	flag.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "how long connections may finish after SIGTERM")
 	flag.Parse()
 	if len(listen) > 0 {
@@ -198,7 +212,7 @@ func main() {
 		for k, name := range kindNames {
 			attrs = append(attrs, name+"_opens", counts.kindOpens[k].Load(), name+"_closes", counts.kindCloses[k].Load())
 		}
-		attrs = append(attrs, "double_closes", counts.doubleCloses.Load(), "orphan_closes", counts.orphanCloses.Load())
+		attrs = append(attrs, "panic_closes", counts.panicCloses.Load(), "double_closes", counts.doubleCloses.Load(), "orphan_closes", counts.orphanCloses.Load())
 		if err != nil {
 			attrs = append(attrs, "err", err.Error())
 		}
