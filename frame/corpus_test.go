@@ -81,6 +81,24 @@ func fuzzSeeds() map[string][][]any {
 	add("FuzzStreamHeaderRoundTrip", false, uint32(0), []byte(""), "tcp", "x", "tcp", "y",
 		false, uint16(0), "", "", "", []byte("e"))
 
+	for _, m := range []*Handoff{
+		{Key: []byte("room-1"), Listener: 2},
+		{Key: []byte("k"), Early: []byte("hello\n")},
+		{Direct: true, Shard: 7, Listener: 65535, Early: []byte("x")},
+		{Key: []byte(strings.Repeat("x", 300))},
+	} {
+		b, err := AppendHandoff(nil, m)
+		if err != nil {
+			panic(err)
+		}
+		add("FuzzParseHandoff", b, uint16(MaxKeyLimit))
+		add("FuzzParseHandoff", b[:len(b)-1], uint16(MaxKeyLimit))
+		add("FuzzParseHandoff", b, uint16(len(m.Key)/2)) // key over max
+	}
+	add("FuzzParseHandoff", []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}, uint16(16))               // empty key
+	add("FuzzParseHandoff", []byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1}, uint16(16))         // early over max
+	add("FuzzParseHandoff", []byte{1, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 'k'}, uint16(16)) // unknown flag
+
 	add("FuzzErrorLine", "key too long", []byte("-ERR key too long\n"))
 	add("FuzzErrorLine", "two\r\nlines", []byte("+OK\n"))
 	add("FuzzErrorLine", strings.Repeat("é", 200), []byte("-ERR \r\n"))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,7 +32,9 @@ func TestMain(m *testing.M) {
 
 // TestGiveUp: a shard whose worker keeps failing is restarted with the
 // same index and a doubling back-off, capped, then the master stops
-// everything and exits non-zero.
+// everything and exits non-zero: whether the worker fails before it is
+// ready ("early") or after it became ready and served for less than
+// MaxRestartBackoff ("late").
 func TestGiveUp(t *testing.T) {
 	for _, mode := range []string{"early", "late"} {
 		t.Run(mode, func(t *testing.T) {
@@ -51,7 +54,7 @@ func TestGiveUp(t *testing.T) {
 			// Each restart of that shard keeps its index; back-offs
 			// double up to the cap: 10ms, 20ms, 40ms.
 			var backoffs []time.Duration
-			starts := 0
+			starts, ready := 0, 0
 			for _, l := range p.Logs() {
 				if l.Int("shard") != shard {
 					continue
@@ -61,6 +64,8 @@ func TestGiveUp(t *testing.T) {
 					backoffs = append(backoffs, time.Duration(l.Int("backoff")))
 				case "worker started":
 					starts++
+				case "worker ready":
+					ready++
 				}
 			}
 			if fmt.Sprint(backoffs) != "[10ms 20ms 40ms]" {
@@ -68,6 +73,12 @@ func TestGiveUp(t *testing.T) {
 			}
 			if starts != 4 {
 				t.Errorf("shard %d started %d times, want 4", shard, starts)
+			}
+			// "late" is about workers that were ready: every start of
+			// the shard became ready before it failed.
+			wantReady := map[string]int{"early": 0, "late": 4}[mode]
+			if ready != wantReady {
+				t.Errorf("shard %d became ready %d times, want %d", shard, ready, wantReady)
 			}
 		})
 	}
@@ -112,5 +123,47 @@ func TestWorkerOfAnotherProtocol(t *testing.T) {
 				t.Errorf("%d workers started, %d killed: want each killed", starts, killed)
 			}
 		})
+	}
+}
+
+// TestHealthyFailuresReset: a worker that became ready and served for at
+// least MaxRestartBackoff before it failed was healthy: its failure count
+// is reset, so it is restarted after the first back-off each time and the
+// master never gives up, however many times that happens.
+func TestHealthyFailuresReset(t *testing.T) {
+	t.Parallel()
+	p := proctest.Start(t, crashworker, []string{"CRASHWORKER=healthy"})
+	// Twice MaxRestarts+1 failures of one shard: without the reset the
+	// master would have given up at the fourth.
+	const deaths = 8
+	restarted := func(l proctest.Line) bool {
+		return l.Msg() == "restarting shard after back-off" && l.Int("shard") == 0
+	}
+	p.WaitLog(60*time.Second, deaths, restarted)
+	if p.Exited() || strings.Contains(p.Stderr(), "SHARD KEEPS FAILING") {
+		t.Fatalf("the master gave up on healthy workers\n%s", p.Stderr())
+	}
+	restarts, ready := 0, 0
+	for _, l := range p.Logs() {
+		if l.Int("shard") != 0 {
+			continue
+		}
+		switch l.Msg() {
+		case "restarting shard after back-off":
+			restarts++
+			if l.Int("failures_in_a_row") != 1 || time.Duration(l.Int("backoff")) != 10*time.Millisecond {
+				t.Errorf("restart after %d failures in a row, back-off %v; want 1 and 10ms (count reset)",
+					l.Int("failures_in_a_row"), time.Duration(l.Int("backoff")))
+			}
+		case "worker ready":
+			ready++
+		}
+	}
+	if restarts < deaths || ready < deaths {
+		t.Errorf("shard 0: %d restarts, %d times ready, want at least %d each", restarts, ready, deaths)
+	}
+	p.Signal(syscall.SIGTERM)
+	if st := p.WaitExit(30 * time.Second); st.ExitCode() != 0 {
+		t.Errorf("after SIGTERM the master exited %v, want 0\n%s", st, p.Stderr())
 	}
 }

@@ -151,10 +151,14 @@ func TestMeshPeerDiesThenNewLink(t *testing.T) {
 	held, started := make(chan error, 4), make(chan struct{}, 4)
 	ms, links := newMeshes(t, 2, DefaultMeshConfig(), holdHandler(started, held))
 	a, b := ms[0], ms[1]
+	// OnDown runs after Up(1) turns false, on the goroutine that saw the
+	// link end: the test waits for the call, not for the state.
 	var downs atomic.Int32
+	downCalled := make(chan error, 4)
 	a.OnDown(func(peer int, err error) {
 		if peer == 1 {
 			downs.Add(1)
+			downCalled <- err
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -179,8 +183,8 @@ func TestMeshPeerDiesThenNewLink(t *testing.T) {
 	if err := recv(t, "held stream to end", held); err == nil {
 		t.Errorf("the stream held by the dead side ended without error")
 	}
-	if downs.Load() != 1 {
-		t.Errorf("OnDown called %d times, want 1", downs.Load())
+	if err := recv(t, "OnDown for peer 1", downCalled); err == nil {
+		t.Errorf("OnDown for peer 1 with a nil error")
 	}
 
 	// While down, Open waits until its context ends.
@@ -218,6 +222,10 @@ func TestMeshPeerDiesThenNewLink(t *testing.T) {
 	st := a.Stats()[0]
 	if !st.Up || st.Links != 2 || st.Downs != 1 {
 		t.Errorf("stats after restart: %+v", st)
+	}
+	// One link went down, once: OnDown was called once in all.
+	if n := downs.Load(); n != 1 {
+		t.Errorf("OnDown called %d times, want 1", n)
 	}
 }
 

@@ -137,9 +137,11 @@ func addresses(src, dst net.Addr) (byte, []byte) {
 		if !ok {
 			return famUnspec, nil
 		}
+		// Each address is a sun_path: NUL-padded, and a path of all
+		// 108 bytes has no NUL, as Read takes it.
 		b := make([]byte, 2*unixAddrLen)
-		copy(b[:unixAddrLen-1], s.Name)
-		copy(b[unixAddrLen:2*unixAddrLen-1], d.Name)
+		copy(b[:unixAddrLen], s.Name)
+		copy(b[unixAddrLen:], d.Name)
 		return famUnix, b
 	}
 	return famUnspec, nil

@@ -5,18 +5,27 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 )
 
-func TestRoundTrip(t *testing.T) {
+// roundTripCases are headers of every address family, with and without
+// TLVs; TestRoundTrip checks them and they seed FuzzRead's corpus.
+func roundTripCases() []Header {
 	cases := []Header{
 		{Source: &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 4000}, Destination: &net.TCPAddr{IP: net.ParseIP("198.51.100.2"), Port: 443}},
 		{Source: &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 4000}, Destination: &net.TCPAddr{IP: net.ParseIP("2001:db8::2"), Port: 443}},
 		{Source: &net.UnixAddr{Name: "@client", Net: "unix"}, Destination: &net.UnixAddr{Name: "/run/sub.sock", Net: "unix"}},
+		// sun_path filled to its 108 bytes, with no NUL.
+		{Source: &net.UnixAddr{Name: strings.Repeat("s", 108), Net: "unix"}, Destination: &net.UnixAddr{Name: "/" + strings.Repeat("d", 107), Net: "unix"}},
 		{Local: true},
 	}
 	cases[0].TLVs = AppendSSL([]TLV{{TypeKey, []byte("room\x00\xff")}, {TypeAuthority, []byte("a.example")}, {TypeALPN, []byte("h2")}}, "TLSv1.3", true)
-	for i, h := range cases {
+	return cases
+}
+
+func TestRoundTrip(t *testing.T) {
+	for i, h := range roundTripCases() {
 		b, err := h.Append([]byte("x"))
 		if err != nil {
 			t.Fatal(err)

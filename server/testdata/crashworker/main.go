@@ -2,9 +2,15 @@
 // of the master's restart policy (supervise_test.go) runs it.
 //
 // CRASHWORKER=early: every worker exits with status 3 before it reaches
-// Serve. CRASHWORKER=late: every worker serves, then exits with status 3
-// after 300ms. Either way the master restarts them with back-off and gives
-// up after Config.MaxRestarts failures in a row.
+// Serve, so it never becomes ready. CRASHWORKER=late: every worker becomes
+// ready and serves, then exits with status 3 300ms after its handler was
+// made; with MaxRestartBackoff at 10s, 300ms up is not healthy. Either way
+// the master restarts them with back-off and gives up after
+// Config.MaxRestarts failures in a row.
+//
+// CRASHWORKER=healthy: as late, but MaxRestartBackoff is 40ms, so each
+// worker has been up long enough to count as healthy when it fails: its
+// failure count is reset every time and the master never gives up.
 //
 // CRASHWORKER=refuse and CRASHWORKER=oldproto play a worker of another
 // control protocol version, without Serve: refuse answers the init with
@@ -13,7 +19,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -25,14 +30,13 @@ import (
 )
 
 func main() {
+	mode := os.Getenv("CRASHWORKER")
 	if server.IsWorker() {
-		switch os.Getenv("CRASHWORKER") {
+		switch mode {
 		case "early":
 			os.Exit(3)
-		case "late":
-			time.AfterFunc(300*time.Millisecond, func() { os.Exit(3) })
 		case "refuse", "oldproto":
-			os.Exit(otherProtocol(os.Getenv("CRASHWORKER")))
+			os.Exit(otherProtocol(mode))
 		}
 	}
 	cfg := server.DefaultConfig()
@@ -41,12 +45,16 @@ func main() {
 	cfg.MaxRestarts = 3
 	cfg.RestartBackoff = 10 * time.Millisecond
 	cfg.MaxRestartBackoff = 40 * time.Millisecond
-	if os.Getenv("CRASHWORKER") == "late" {
+	if mode == "late" {
 		cfg.MaxRestartBackoff = 10 * time.Second // 300ms up is not healthy
 	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	factory := func(*server.Shard) (server.Handler, error) {
-		return nil, errors.New("crashworker serves no handler")
+	factory := func(s *server.Shard) (server.Handler, error) {
+		// The factory runs on the shard's loop just before the worker
+		// tells the master it is ready; the timer fires on that loop
+		// once it serves.
+		s.AfterFunc(300*time.Millisecond, func() { os.Exit(3) })
+		return server.BaseHandler{}, nil
 	}
 	if err := server.Serve(cfg, factory); err != nil {
 		fmt.Fprintln(os.Stderr, "crashworker:", err)
