@@ -24,6 +24,7 @@ const (
 	DefaultMaxRestarts       = 5
 	DefaultRestartBackoff    = 100 * time.Millisecond
 	DefaultMaxRestartBackoff = 5 * time.Second
+	DefaultKeepAlive         = 15 * time.Second
 )
 
 // Ways a worker reaches the owner of a plain connection it accepted, for
@@ -123,6 +124,35 @@ type Config struct {
 	RestartBackoff    time.Duration `json:"restart_backoff"`
 	MaxRestartBackoff time.Duration `json:"max_restart_backoff"`
 
+	// MaxConns is the most client connections a worker holds open: its
+	// local Conns (accepted or handed off to it), the connections whose
+	// preamble it is reading, and those whose socket it keeps while it
+	// relays them to another worker or terminates their TLS (a
+	// connection relayed to this worker holds no descriptor here and is
+	// counted by the worker that holds its socket). Past it, a new
+	// connection gets "-ERR server busy" and is closed before its
+	// preamble is read (a connection of a tls:// listener is closed
+	// without the line, which it could not read), as is a connection
+	// handed off to a worker that is full. 0 derives it, in each worker,
+	// from the descriptor limit (see DefaultMaxConns). Default: 0.
+	MaxConns int `json:"max_conns"`
+
+	// KeepAlive is the TCP keep-alive period of client sockets: idle
+	// time before the first probe and interval between probes (9 probes,
+	// as Go's net), so that the connections of dead peers are found and
+	// closed. Negative disables keep-alive; a positive value is rounded
+	// down to whole seconds (at least 1s). A handed-off socket keeps what
+	// the worker that accepted it set. Default: 15s.
+	KeepAlive time.Duration `json:"keep_alive"`
+
+	// IdleTimeout closes a connection from which no byte has come for
+	// that long; its OnClose gets ErrIdleTimeout. A handler may set its
+	// own per connection with Conn.SetIdleTimeout. The check is coarse
+	// (a sweep per shard every quarter of the timeout): an idle
+	// connection is closed between IdleTimeout and 1.5×IdleTimeout after
+	// its last byte. 0 disables it. Default: 0 (off).
+	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
+
 	// CrashOnPanic lets a panic in handler code (a Handler method, or a
 	// function queued with Shard.Run or Shard.AfterFunc) crash the worker
 	// process, and with it every connection of its shard; the master then
@@ -156,6 +186,7 @@ func DefaultConfig() Config {
 		MaxRestarts:       DefaultMaxRestarts,
 		RestartBackoff:    DefaultRestartBackoff,
 		MaxRestartBackoff: DefaultMaxRestartBackoff,
+		KeepAlive:         DefaultKeepAlive,
 	}
 }
 
@@ -205,6 +236,12 @@ func (c *Config) Validate() error {
 		return bad("restart backoff %v: want > 0", c.RestartBackoff)
 	case c.MaxRestartBackoff < c.RestartBackoff:
 		return bad("max restart backoff %v: want >= restart backoff %v", c.MaxRestartBackoff, c.RestartBackoff)
+	case c.MaxConns < 0:
+		return bad("max conns %d: want >= 0 (0: derived from the descriptor limit)", c.MaxConns)
+	case c.KeepAlive >= 0 && c.KeepAlive < time.Second:
+		return bad("keepalive %v: want >= 1s, or < 0 to disable", c.KeepAlive)
+	case c.IdleTimeout < 0:
+		return bad("idle timeout %v: want >= 0 (0: off)", c.IdleTimeout)
 	}
 	if anyTLS || len(c.TLS.Certs) > 0 {
 		if _, err := c.TLS.Build(); err != nil {

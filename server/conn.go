@@ -57,6 +57,10 @@ type Conn struct {
 	closed   bool  // OnClose has run
 	eof      bool  // the client shut down its write side
 	abortErr error // why the runtime closed a local connection
+
+	sock        bool          // holds a client socket off gnet, counted in routed.socks
+	idleTimeout time.Duration // 0: none
+	active      time.Duration // the sweep clock when the last byte came (limits.go)
 }
 
 // Key returns the connection's key (nil for a direct connection). The

@@ -57,7 +57,7 @@ func (r *routed) owns(key []byte, directShard uint32) bool {
 // shard via, and counts it open (see hold) until its OnClose.
 func (r *routed) newConn(key []byte, direct bool, via int) *Conn {
 	r.hold()
-	return &Conn{rt: r, key: key, direct: direct, via: via}
+	return &Conn{rt: r, key: key, direct: direct, via: via, idleTimeout: r.info.Config.IdleTimeout}
 }
 
 // openLocal opens a Conn backed by the gnet connection of pc, on the
@@ -74,6 +74,9 @@ func (r *routed) openLocal(pc *pconn, c *Conn) gnet.Action {
 // open gives a Conn to the handler, on the loop: OnOpen, then OnData for
 // the bytes already buffered. Every kind of Conn opens here.
 func (r *routed) open(c *Conn) {
+	if c.idleTimeout > 0 {
+		r.watchIdle(c)
+	}
 	c.opening = true
 	r.call(c, "OnOpen", Handler.OnOpen)
 	c.opening = false

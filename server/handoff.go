@@ -52,6 +52,7 @@ func (r *routed) handOff(gc gnet.Conn, key []byte, owner int) gnet.Action {
 		return r.refuseConn(gc, "server busy")
 	}
 	r.hold()
+	r.socks.Add(1) // the duplicate, until handOffLater closes it
 	go r.handOffLater(fd, append([]byte(nil), msg...), owner)
 	return gnet.Close // the duplicate keeps the socket
 }
@@ -61,6 +62,7 @@ func (r *routed) handOff(gc gnet.Conn, key []byte, owner int) gnet.Action {
 // otherwise the client gets -ERR. It runs on its own goroutine.
 func (r *routed) handOffLater(fd int, msg []byte, owner int) {
 	defer r.release()
+	defer r.socks.Add(-1)
 	defer unix.Close(fd)
 	deadline := time.Now().Add(r.info.Config.OwnerWait)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -246,10 +248,14 @@ func (r *routed) abandonAdoptions() {
 // local connection in every respect, with the bytes the accepting worker
 // read waiting in front of gnet's buffer.
 func (r *routed) openArrival(gc gnet.Conn, a *arrival) ([]byte, gnet.Action) {
+	if r.full() {
+		return r.refuseBusy(gc, false)
+	}
 	pc := r.pool.Get().(*pconn)
 	pc.gen++
 	gc.SetContext(pc)
 	r.hold() // the gnet connection, until OnClose
+	r.socks.Add(1)
 	c := r.newConn(a.m.Key, a.m.Direct, a.via)
 	c.gc, c.remote, c.fwd, c.pre = gc, gc.RemoteAddr(), true, a.m.Early
 	pc.conn = c

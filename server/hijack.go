@@ -39,6 +39,7 @@ func (c *Conn) Hijack() (net.Conn, error) {
 		}
 		prefix = append(c.takePre(), rest...)
 		c.gc = nil // gnet closes its descriptor when OnOpen returns
+		c.sock = true
 	case c.st != nil:
 		nc = c.st.nc
 		prefix = c.st.in[c.st.head:]
@@ -47,6 +48,7 @@ func (c *Conn) Hijack() (net.Conn, error) {
 		return nil, ErrHijack
 	}
 	c.hijacked = true
+	delete(c.rt.idleConns, c) // the hijacker sets its own deadlines
 	c.hj = &hijacked{Conn: nc, prefix: prefix, c: c}
 	c.rt.offLoop[c] = struct{}{}
 	return c.hj, nil

@@ -7,7 +7,9 @@ func (r *routed) closed(c *Conn, err error) {
 	}
 	c.closed = true
 	delete(r.offLoop, c)
+	delete(r.idleConns, c)
 	r.callClose(c, err)
+	r.unsock(c)
 	r.release()
 }
 
@@ -15,7 +17,17 @@ func (r *routed) closed(c *Conn, err error) {
 func (r *routed) drop(c *Conn) {
 	c.closed = true
 	delete(r.offLoop, c)
+	delete(r.idleConns, c)
+	r.unsock(c)
 	r.release()
+}
+
+// unsock counts out the client socket a Conn kept off gnet, if any.
+func (r *routed) unsock(c *Conn) {
+	if c.sock {
+		c.sock = false
+		r.socks.Add(-1)
+	}
 }
 
 // queueClosed runs closed from the loop's queue, so that a handler's

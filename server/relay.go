@@ -27,6 +27,7 @@ func (r *routed) relay(gc gnet.Conn, key []byte, owner int) gnet.Action {
 	r.hold()
 	go func() {
 		defer r.release()
+		defer r.socks.Add(-1)
 		r.forwardConn(client, key, owner, early, nil)
 	}()
 	return gnet.Close // gnet closes its descriptor; the duplicate keeps the socket
@@ -46,6 +47,7 @@ func (r *routed) detach(gc gnet.Conn) (net.Conn, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("detach: %w", err)
 	}
+	r.socks.Add(1) // whoever takes nc counts it out when it closes it
 	var rest []byte
 	if gc.InboundBuffered() > 0 {
 		b, _ := gc.Next(-1)

@@ -64,6 +64,19 @@ type routed struct {
 	// once a drain is asked for, so that release looks at the count.
 	pending    atomic.Int64
 	drainAsked atomic.Bool
+	// maxConns is the most client sockets the worker holds
+	// (Config.MaxConns, or derived). socks counts them: a gnet connection
+	// from OnOpen to OnClose, a duplicate taken off gnet (relay, TLS,
+	// hijack, half-closed, a hand-off waiting for its owner) until it is
+	// closed. It only grows on the loop; it shrinks anywhere.
+	maxConns int
+	socks    atomic.Int64
+	// busy counts the connections refused because the worker was full;
+	// idleClosed those closed by their idle timeout. Read them from any
+	// goroutine; a later issue exports them as metrics.
+	busy       atomic.Uint64
+	idleClosed atomic.Uint64
+
 	// adoptions are the hand-offs being registered with gnet, waiting
 	// for their result (handoff.go).
 	adoptions chan adoption
@@ -74,6 +87,15 @@ type routed struct {
 	draining bool
 	refuse   bool // draining where the listeners could not be removed
 	stopping bool // the loop is closing every connection
+
+	// The idle sweep (limits.go), loop only: the Conns with an idle
+	// timeout, the sweep's coarse clock (time since epoch, read once per
+	// sweep), its period and its timer (nil when it does not run).
+	idleConns   map[*Conn]struct{}
+	epoch       time.Time
+	clock       time.Duration
+	sweepPeriod time.Duration
+	sweepTimer  *Timer
 }
 
 // pconn is the per-connection state of a gnet connection.
@@ -100,6 +122,7 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		writeTimeout: mcfg.WriteTimeout,
 		stopped:      make(chan struct{}),
 		crashOnPanic: info.Config.CrashOnPanic,
+		maxConns:     maxConns(&info.Config),
 	}
 	var lns []gnetx.Listener
 	for _, l := range info.Listeners {
@@ -287,7 +310,12 @@ func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if r.refuse {
 		return frame.AppendError(nil, "server is draining"), gnet.Close
 	}
-	if r.tlsConfig != nil && r.isTLS(gc) {
+	tlsConn := r.tlsConfig != nil && r.isTLS(gc)
+	if r.full() {
+		return r.refuseBusy(gc, tlsConn)
+	}
+	r.setKeepAlive(gc)
+	if tlsConn {
 		return r.acceptTLS(gc)
 	}
 	pc := r.pool.Get().(*pconn)
@@ -298,6 +326,7 @@ func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	gen := pc.gen
 	gc.SetContext(pc)
 	r.hold()
+	r.socks.Add(1) // until OnClose
 	pc.timer = time.AfterFunc(r.info.Config.PreambleTimeout, func() {
 		_ = r.shard.run(func() {
 			if gc.Context() == pc && pc.gen == gen && pc.conn == nil && !pc.detached {
@@ -342,6 +371,7 @@ func (r *routed) data(c *Conn) gnet.Action {
 		_, _ = c.gc.Discard(c.gc.InboundBuffered())
 		return gnet.None
 	}
+	c.active = r.clock
 	if len(c.pre) > 0 && c.gc.InboundBuffered() > 0 {
 		// Bytes the accepting worker read come first: the new ones
 		// queue behind them until the handler has consumed them.
@@ -379,6 +409,7 @@ func (r *routed) OnClose(gc gnet.Conn, err error) gnet.Action {
 	pc.conn, pc.detached = nil, false
 	pc.dec.Reset()
 	r.pool.Put(pc)
+	r.socks.Add(-1)
 	defer r.release() // the gnet connection
 	if c == nil {
 		return gnet.None
@@ -412,6 +443,7 @@ func (r *routed) keepAfterEOF(c *Conn) bool {
 		return false
 	}
 	c.gc = nil
+	c.sock = true
 	c.st = newStream(c, nc)
 	c.st.in = append(c.takePre(), rest...)
 	c.st.started = true // nothing more to read

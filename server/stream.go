@@ -97,6 +97,7 @@ func (s *stream) deliver(p []byte) {
 	if c.closing || c.closed {
 		return
 	}
+	c.active = c.rt.clock
 	if s.head > 0 && s.head >= len(s.in)/2 {
 		s.in = append(s.in[:0], s.in[s.head:]...)
 		s.head = 0

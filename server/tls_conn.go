@@ -40,6 +40,12 @@ func (r *routed) acceptTLS(gc gnet.Conn) ([]byte, gnet.Action) {
 // PreambleTimeout.
 func (r *routed) serveTLS(raw net.Conn) {
 	defer r.release()
+	opened := false // the socket is a local Conn's, which counts it out
+	defer func() {
+		if !opened {
+			r.socks.Add(-1)
+		}
+	}()
 	deadline := time.Now().Add(r.info.Config.PreambleTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -96,9 +102,12 @@ func (r *routed) serveTLS(raw net.Conn) {
 	if err := r.shard.run(func() {
 		c := r.newConn(key, key == nil, r.info.Index)
 		c.remote, c.local, c.tls = raw.RemoteAddr(), raw.LocalAddr(), info
+		c.sock = true
 		r.openStream(c, tc, early)
 	}); err != nil {
 		_ = tc.Close()
+	} else {
+		opened = true
 	}
 }
 

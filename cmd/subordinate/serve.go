@@ -39,6 +39,9 @@ func runServe(args []string, _, stderr io.Writer) int {
 	drain := fs.Duration("drain-timeout", def.DrainTimeout, "how long connections may finish after SIGTERM/SIGINT")
 	preamble := fs.Duration("preamble-timeout", def.PreambleTimeout, "how long a client has to send its key")
 	ownerWait := fs.Duration("owner-wait", def.OwnerWait, "how long a connection waits for a restarting owner")
+	maxConns := fs.Int("max-conns", def.MaxConns, "most connections each worker holds open; past it new ones get -ERR server busy (0: derived from the descriptor limit)")
+	keepAlive := fs.Duration("keepalive", def.KeepAlive, "TCP keep-alive period of client sockets, to find dead peers (negative: off)")
+	idleTimeout := fs.Duration("idle-timeout", def.IdleTimeout, "close a connection after this long without a byte from its client (0: off)")
 	maxKey := fs.Int("max-key", def.MaxKey, "longest key, in bytes")
 	crashOnPanic := fs.Bool("crash-on-panic", def.CrashOnPanic, "let a panic in the handler crash its worker (restarted by the master) instead of closing that one connection")
 	var certs, keys listFlag
@@ -99,6 +102,9 @@ func runServe(args []string, _, stderr io.Writer) int {
 	cfg.DrainTimeout = *drain
 	cfg.PreambleTimeout = *preamble
 	cfg.OwnerWait = *ownerWait
+	cfg.MaxConns = *maxConns
+	cfg.KeepAlive = *keepAlive
+	cfg.IdleTimeout = *idleTimeout
 	cfg.MaxKey = *maxKey
 	cfg.CrashOnPanic = *crashOnPanic
 	if len(certs) != len(keys) {
