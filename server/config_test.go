@@ -44,6 +44,10 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.MaxRestarts = 0 }, "max restarts"},
 		{func(c *Config) { c.RestartBackoff = 0 }, "restart backoff"},
 		{func(c *Config) { c.MaxRestartBackoff = time.Millisecond }, "max restart backoff"},
+		{func(c *Config) { c.MaxConns = -1 }, "max conns -1"},
+		{func(c *Config) { c.KeepAlive = 0 }, "keepalive 0s"},
+		{func(c *Config) { c.KeepAlive = time.Millisecond }, "keepalive 1ms"},
+		{func(c *Config) { c.IdleTimeout = -1 }, "idle timeout"},
 		{func(c *Config) { c.Listen = []string{"tls://127.0.0.1:0"} }, "needs at least one certificate"},
 		{func(c *Config) {
 			c.Listen = []string{"tls://127.0.0.1:0"}

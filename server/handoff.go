@@ -174,6 +174,7 @@ func (r *routed) arrive(peer int, b []byte, fd int) {
 		return
 	}
 	f.Close()
+	r.keepAliveConn(nc)
 	if nc.RemoteAddr() == nil {
 		// The client reset the connection on its way here (getpeername
 		// failed): nothing to serve, and gnet's Register would panic on

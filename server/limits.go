@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"net"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -96,6 +97,22 @@ func (r *routed) setKeepAlive(gc gnet.Conn) {
 	if err := gc.SetKeepAlive(true, d, d, keepAliveCount); err != nil {
 		r.log.Debug("cannot set TCP keep-alive", "remote", gc.RemoteAddr(), "err", err)
 	}
+}
+
+// keepAliveConn sets TCP keep-alive as Config.KeepAlive says on a
+// client socket turned into a net.Conn (net.FileConn turns keep-alive on
+// with Go's defaults, whatever the socket had).
+func (r *routed) keepAliveConn(nc net.Conn) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	d := r.info.Config.KeepAlive
+	if d <= 0 {
+		_ = tc.SetKeepAlive(false)
+		return
+	}
+	_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: d, Interval: d, Count: keepAliveCount})
 }
 
 // SetIdleTimeout sets the idle timeout of c: c is closed, with

@@ -47,6 +47,7 @@ func (r *routed) detach(gc gnet.Conn) (net.Conn, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("detach: %w", err)
 	}
+	r.keepAliveConn(nc)
 	r.socks.Add(1) // whoever takes nc counts it out when it closes it
 	var rest []byte
 	if gc.InboundBuffered() > 0 {
