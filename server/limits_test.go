@@ -256,7 +256,8 @@ func TestIdleTimeout(t *testing.T) {
 
 // TestSetIdleTimeout: with no Config.IdleTimeout, a handler's
 // SetIdleTimeout closes that connection when it goes idle, with
-// ErrIdleTimeout, while a connection without one stays open.
+// ErrIdleTimeout, local, forwarded (handed off or relayed) or TLS (local
+// or relayed), while a connection without one stays open.
 func TestSetIdleTimeout(t *testing.T) {
 	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
@@ -269,21 +270,29 @@ func TestSetIdleTimeout(t *testing.T) {
 				defaultOpen(c)
 			}
 		}
+		hs.enableTLS()
 		hs.startBoth()
 		plain, _ := dial(t, hs.own[0], keyFor(1, "plain", 0), nil)
-		for owner := range 2 {
-			key := keyFor(owner, "short", owner)
-			c, _ := dial(t, hs.own[0], key, nil)
+		for i := range 4 {
+			owner, tls := i%2, i >= 2
+			key := keyFor(owner, "short", i)
+			var c *client
+			if tls {
+				c = hs.dialTLS(t, hs.ownTLS[0], key, nil)
+				c.readInfo(t)
+			} else {
+				c, _ = dial(t, hs.own[0], key, nil)
+			}
 			c.echo(t, "one\n")
-			if b := c.readAll(t); len(b) > 0 {
-				t.Errorf("read %q before the close", b)
+			if b, err := io.ReadAll(c.r); len(b) > 0 || (err != nil && !errIsClosed(err)) {
+				t.Errorf("tls=%t: read %q, %v; want the close", tls, b, err)
 			}
 			waitFor(t, "the OnClose", func() bool {
 				_, ok := hs.h[owner].errOf(key)
 				return ok
 			})
 			if err, _ := hs.h[owner].errOf(key); !errors.Is(err, ErrIdleTimeout) {
-				t.Errorf("shard %d: OnClose(%v), want ErrIdleTimeout", owner, err)
+				t.Errorf("shard %d, tls=%t: OnClose(%v), want ErrIdleTimeout", owner, tls, err)
 			}
 		}
 		if err, closed := hs.h[1].errOf(keyFor(1, "plain", 0)); closed {
