@@ -39,6 +39,8 @@ type routed struct {
 	links   *handoff.Links // nil when Config.Forward is relay
 	handler Handler
 	log     *slog.Logger
+	// refusals rate-limits the per-connection refusal lines (ratelog.go).
+	refusals *rateLog
 
 	enc          frame.Encoding
 	limit        int
@@ -100,6 +102,7 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		writeTimeout: mcfg.WriteTimeout,
 		stopped:      make(chan struct{}),
 		crashOnPanic: info.Config.CrashOnPanic,
+		refusals:     newRateLog(info.Logger, refusalBurst, refusalInterval),
 	}
 	var lns []gnetx.Listener
 	for _, l := range info.Listeners {
@@ -153,6 +156,7 @@ func closeShardFiles(info *shardInfo) {
 // Serve implements shardRuntime.
 func (r *routed) Serve(ready func()) error {
 	defer r.stopOnce.Do(func() { close(r.stopped) })
+	defer r.refusals.close()
 	defer r.mesh.Close()
 	if r.links != nil {
 		defer r.links.Close()
@@ -358,9 +362,15 @@ func (r *routed) data(c *Conn) gnet.Action {
 
 // refuseConn answers one -ERR line and closes.
 func (r *routed) refuseConn(gc gnet.Conn, reason string) gnet.Action {
-	r.log.Info("refused a connection", "remote", gc.RemoteAddr(), "reason", reason)
+	r.logRefusal(gc.RemoteAddr(), reason)
 	_, _ = gc.Write(frame.AppendError(nil, reason))
 	return gnet.Close
+}
+
+// logRefusal logs one refused connection, rate-limited per reason
+// (ratelog.go), from the loop or any goroutine.
+func (r *routed) logRefusal(remote net.Addr, reason string) {
+	r.refusals.Info("refused a connection", "reason", reason, "remote", remote)
 }
 
 // OnClose ends a gnet connection: a local Conn whose client shut down its
