@@ -7,6 +7,7 @@ func (r *routed) closed(c *Conn, err error) {
 	}
 	c.closed = true
 	delete(r.offLoop, c)
+	r.conns--
 	r.callClose(c, err)
 	r.release()
 }
@@ -15,6 +16,7 @@ func (r *routed) closed(c *Conn, err error) {
 func (r *routed) drop(c *Conn) {
 	c.closed = true
 	delete(r.offLoop, c)
+	r.conns--
 	r.release()
 }
 

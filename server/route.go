@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -72,6 +73,7 @@ type routed struct {
 
 	// Loop only.
 	offLoop  map[*Conn]struct{} // open Conns not backed by a gnet connection
+	conns    int                // Conns made and not yet closed or dropped
 	msgBuf   []byte             // hand-off messages are built here
 	draining bool
 	refuse   bool // draining where the listeners could not be removed
@@ -131,9 +133,7 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		closeShardFiles(info)
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
-	r.mesh.OnDown(func(peer int, err error) {
-		r.log.Warn("mesh link down", "peer", peer, "err", err)
-	})
+	r.mesh.OnDown(r.meshDown)
 	if info.Config.Forward == ForwardHandoff {
 		r.links = handoff.NewLinks(info.Count)
 		r.adoptions = make(chan adoption, adoptionQueue)
@@ -141,6 +141,17 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 	r.offLoop = make(map[*Conn]struct{})
 	r.pool.New = func() any { return new(pconn) }
 	return r, nil
+}
+
+// meshDown logs a mesh link that died: a warning while the shard serves,
+// INFO once it drains or stops (the master drains every worker at once,
+// so its peers go away too).
+func (r *routed) meshDown(peer int, err error) {
+	lv := slog.LevelWarn
+	if r.mesh.Quiet() {
+		lv = slog.LevelInfo
+	}
+	r.log.Log(context.Background(), lv, "mesh link down", "peer", peer, "err", err)
 }
 
 // closeShardFiles closes the descriptors of a shard that will not run.
@@ -209,8 +220,10 @@ func (r *routed) SetPeer(peer int, links peerFiles) {
 // Drain implements shardRuntime.
 func (r *routed) Drain(deadline time.Time) {
 	r.drainAsked.Store(true)
+	r.mesh.Quiesce()
 	if r.shard.run(func() {
 		r.draining = true
+		r.log.Info("drain: waiting for connections", "pending", r.pending.Load(), "conns", r.conns, "deadline", time.Until(deadline).Round(time.Millisecond))
 		if err := r.eng.StopAccepting(); err != nil {
 			r.log.Warn("cannot stop accepting; refusing new connections instead", "err", err)
 			r.refuse = true
@@ -219,13 +232,27 @@ func (r *routed) Drain(deadline time.Time) {
 	}) != nil {
 		return
 	}
-	time.AfterFunc(time.Until(deadline), r.Stop)
+	time.AfterFunc(time.Until(deadline), r.drainDeadline)
 }
+
+// drainDeadline stops a drain that has not finished by its deadline.
+func (r *routed) drainDeadline() { r.closeAll("drain deadline: closing the connections left") }
 
 // Stop implements shardRuntime: every open Conn is closed, each with its
 // OnClose, and the loop stops.
-func (r *routed) Stop() {
-	_ = r.shard.run(r.closeOffLoop)
+func (r *routed) Stop() { r.closeAll("stopping: closing the connections left") }
+
+// closeAll closes every connection and stops the loop, logging msg with
+// how many it closes (Conns open, and everything a drain waits for,
+// connections before their preamble included) when there are any.
+func (r *routed) closeAll(msg string) {
+	r.mesh.Quiesce()
+	_ = r.shard.run(func() {
+		if n := r.pending.Load(); n > 0 {
+			r.log.Info(msg, "pending", n, "conns", r.conns)
+		}
+		r.closeOffLoop()
+	})
 	r.eng.Shutdown() // queued behind closeOffLoop: gnet then closes its own
 }
 

@@ -43,6 +43,9 @@ type Mesh struct {
 
 	handler atomic.Pointer[StreamHandler]
 	onDown  atomic.Pointer[func(peer int, err error)]
+	// quiet: the worker is going away (Quiesce), peers leaving is
+	// expected and logged at INFO.
+	quiet atomic.Bool
 
 	mu      sync.Mutex
 	peers   []peerState
@@ -127,6 +130,14 @@ func (m *Mesh) OnDown(fn func(peer int, err error)) {
 	}
 	m.onDown.Store(&fn)
 }
+
+// Quiesce tells the Mesh its worker is draining or stopping: the peers
+// are expected to go away too, so a peer going down is logged at INFO,
+// not WARN, from now on. The Mesh keeps working.
+func (m *Mesh) Quiesce() { m.quiet.Store(true) }
+
+// Quiet reports whether Quiesce was called.
+func (m *Mesh) Quiet() bool { return m.quiet.Load() }
 
 // Self is this worker's shard index; Count the number of shards.
 func (m *Mesh) Self() int  { return m.self }
@@ -236,7 +247,11 @@ func (m *Mesh) down(s *session, err error) {
 	ps.up = make(chan struct{})
 	ps.downs.Add(1)
 	m.mu.Unlock()
-	m.log.Warn("mesh: peer down", "peer", s.peer, "gen", s.gen, "err", err)
+	lv := slog.LevelWarn
+	if m.quiet.Load() {
+		lv = slog.LevelInfo
+	}
+	m.log.Log(context.Background(), lv, "mesh: peer down", "peer", s.peer, "gen", s.gen, "err", err)
 	if fn := m.onDown.Load(); fn != nil {
 		(*fn)(s.peer, err)
 	}
