@@ -40,6 +40,9 @@ type routed struct {
 	links   *handoff.Links // nil when Config.Forward is relay
 	handler Handler
 	log     *slog.Logger
+	// downs are the mesh links down in their grace (meshDown).
+	downMu sync.Mutex
+	downs  map[*meshDown]struct{}
 	// refusals rate-limits the per-connection refusal lines (ratelog.go).
 	refusals *rateLog
 
@@ -105,6 +108,7 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		stopped:      make(chan struct{}),
 		crashOnPanic: info.Config.CrashOnPanic,
 		refusals:     newRateLog(info.Logger, refusalBurst, refusalInterval),
+		downs:        make(map[*meshDown]struct{}),
 	}
 	var lns []gnetx.Listener
 	for _, l := range info.Listeners {
@@ -143,15 +147,61 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 	return r, nil
 }
 
-// meshDown logs a mesh link that died: a warning while the shard serves,
-// INFO once it drains or stops (the master drains every worker at once,
-// so its peers go away too).
+// meshDownGrace is how long a worker that serves waits before it calls a
+// peer's mesh link going down a failure (WARN): the master drains every
+// worker at once, and a peer with nothing to wait for may be gone before
+// this worker has read its own drain message.
+const meshDownGrace = 2 * time.Second
+
+// meshDown logs a mesh link that died: INFO once the shard drains or
+// stops (its peers go away too), a warning if it still serves
+// meshDownGrace later.
 func (r *routed) meshDown(peer int, err error) {
-	lv := slog.LevelWarn
 	if r.mesh.Quiet() {
-		lv = slog.LevelInfo
+		r.log.Info("mesh link down", "peer", peer, "err", err)
+		return
 	}
-	r.log.Log(context.Background(), lv, "mesh link down", "peer", peer, "err", err)
+	r.downMu.Lock()
+	defer r.downMu.Unlock()
+	if r.downs == nil { // the shard stopped
+		r.log.Info("mesh link down", "peer", peer, "err", err)
+		return
+	}
+	d := &meshDown{peer: peer, err: err}
+	d.t = time.AfterFunc(meshDownGrace, func() {
+		r.downMu.Lock()
+		_, ok := r.downs[d]
+		delete(r.downs, d)
+		r.downMu.Unlock()
+		if !ok {
+			return // logged by stopDowns
+		}
+		lv := slog.LevelWarn
+		if r.mesh.Quiet() {
+			lv = slog.LevelInfo
+		}
+		r.log.Log(context.Background(), lv, "mesh link down", "peer", peer, "err", err)
+	})
+	r.downs[d] = struct{}{}
+}
+
+// meshDown is a mesh link down not logged yet.
+type meshDown struct {
+	t    *time.Timer
+	peer int
+	err  error
+}
+
+// stopDowns logs, at INFO, the links down still in their grace when the
+// shard stops, and stops their timers.
+func (r *routed) stopDowns() {
+	r.downMu.Lock()
+	defer r.downMu.Unlock()
+	for d := range r.downs {
+		d.t.Stop()
+		r.log.Info("mesh link down", "peer", d.peer, "err", d.err)
+	}
+	r.downs = nil
 }
 
 // closeShardFiles closes the descriptors of a shard that will not run.
@@ -168,6 +218,7 @@ func closeShardFiles(info *shardInfo) {
 func (r *routed) Serve(ready func()) error {
 	defer r.stopOnce.Do(func() { close(r.stopped) })
 	defer r.refusals.close()
+	defer r.stopDowns()
 	defer r.mesh.Close()
 	if r.links != nil {
 		defer r.links.Close()

@@ -122,7 +122,10 @@ func (m *Mesh) Handle(h StreamHandler) {
 
 // OnDown sets a function called (in the goroutine that noticed) each time
 // the session to a peer dies other than by SetLink replacing it or Close:
-// the worker may ask the master for a new link. It must not block.
+// the worker may ask the master for a new link. It must not block. With
+// an OnDown function the Mesh logs a peer down at INFO and leaves the
+// warning, if any, to the function, which knows whether its worker is
+// going away; without one it logs WARN, INFO once quiesced.
 func (m *Mesh) OnDown(fn func(peer int, err error)) {
 	if fn == nil {
 		m.onDown.Store(nil)
@@ -248,8 +251,8 @@ func (m *Mesh) down(s *session, err error) {
 	ps.downs.Add(1)
 	m.mu.Unlock()
 	lv := slog.LevelWarn
-	if m.quiet.Load() {
-		lv = slog.LevelInfo
+	if m.quiet.Load() || m.onDown.Load() != nil {
+		lv = slog.LevelInfo // expected, or the OnDown function says
 	}
 	m.log.Log(context.Background(), lv, "mesh: peer down", "peer", s.peer, "gen", s.gen, "err", err)
 	if fn := m.onDown.Load(); fn != nil {
