@@ -57,6 +57,7 @@ func (r *routed) owns(key []byte, directShard uint32) bool {
 // shard via, and counts it open (see hold) until its OnClose.
 func (r *routed) newConn(key []byte, direct bool, via int) *Conn {
 	r.hold()
+	r.conns++
 	return &Conn{rt: r, key: key, direct: direct, via: via, idleTimeout: r.info.Config.IdleTimeout}
 }
 

@@ -8,6 +8,7 @@ func (r *routed) closed(c *Conn, err error) {
 	c.closed = true
 	delete(r.offLoop, c)
 	delete(r.idleConns, c)
+	r.conns--
 	r.callClose(c, err)
 	r.unsock(c)
 	r.release()
@@ -19,6 +20,7 @@ func (r *routed) drop(c *Conn) {
 	delete(r.offLoop, c)
 	delete(r.idleConns, c)
 	r.unsock(c)
+	r.conns--
 	r.release()
 }
 

@@ -75,7 +75,7 @@ func (r *routed) full() bool { return r.socks.Load() >= int64(r.maxConns) }
 // because it is full, in OnOpen.
 func (r *routed) refuseBusy(gc gnet.Conn, tlsConn bool) ([]byte, gnet.Action) {
 	r.busy.Add(1)
-	r.log.Info("refused a connection", "remote", gc.RemoteAddr(), "reason", "server busy", "max_conns", r.maxConns)
+	r.logRefusal(gc.RemoteAddr(), "server busy") // rate-limited: a flood is summarised
 	if tlsConn {
 		return nil, gnet.Close // a TLS client could not read the line
 	}

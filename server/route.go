@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -39,6 +40,11 @@ type routed struct {
 	links   *handoff.Links // nil when Config.Forward is relay
 	handler Handler
 	log     *slog.Logger
+	// downs are the mesh links down in their grace (meshDown).
+	downMu sync.Mutex
+	downs  map[*meshDown]struct{}
+	// refusals rate-limits the per-connection refusal lines (ratelog.go).
+	refusals *rateLog
 
 	enc          frame.Encoding
 	limit        int
@@ -83,6 +89,7 @@ type routed struct {
 
 	// Loop only.
 	offLoop  map[*Conn]struct{} // open Conns not backed by a gnet connection
+	conns    int                // Conns made and not yet closed or dropped
 	msgBuf   []byte             // hand-off messages are built here
 	draining bool
 	refuse   bool // draining where the listeners could not be removed
@@ -123,6 +130,8 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		stopped:      make(chan struct{}),
 		crashOnPanic: info.Config.CrashOnPanic,
 		maxConns:     maxConns(&info.Config),
+		refusals:     newRateLog(info.Logger, refusalBurst, refusalInterval),
+		downs:        make(map[*meshDown]struct{}),
 	}
 	var lns []gnetx.Listener
 	for _, l := range info.Listeners {
@@ -151,9 +160,7 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		closeShardFiles(info)
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
-	r.mesh.OnDown(func(peer int, err error) {
-		r.log.Warn("mesh link down", "peer", peer, "err", err)
-	})
+	r.mesh.OnDown(r.meshDown)
 	if info.Config.Forward == ForwardHandoff {
 		r.links = handoff.NewLinks(info.Count)
 		r.adoptions = make(chan adoption, adoptionQueue)
@@ -161,6 +168,63 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 	r.offLoop = make(map[*Conn]struct{})
 	r.pool.New = func() any { return new(pconn) }
 	return r, nil
+}
+
+// meshDownGrace is how long a worker that serves waits before it calls a
+// peer's mesh link going down a failure (WARN): the master drains every
+// worker at once, and a peer with nothing to wait for may be gone before
+// this worker has read its own drain message.
+const meshDownGrace = 2 * time.Second
+
+// meshDown logs a mesh link that died: INFO once the shard drains or
+// stops (its peers go away too), a warning if it still serves
+// meshDownGrace later.
+func (r *routed) meshDown(peer int, err error) {
+	if r.mesh.Quiet() {
+		r.log.Info("mesh link down", "peer", peer, "err", err)
+		return
+	}
+	r.downMu.Lock()
+	defer r.downMu.Unlock()
+	if r.downs == nil { // the shard stopped
+		r.log.Info("mesh link down", "peer", peer, "err", err)
+		return
+	}
+	d := &meshDown{peer: peer, err: err}
+	d.t = time.AfterFunc(meshDownGrace, func() {
+		r.downMu.Lock()
+		_, ok := r.downs[d]
+		delete(r.downs, d)
+		r.downMu.Unlock()
+		if !ok {
+			return // logged by stopDowns
+		}
+		lv := slog.LevelWarn
+		if r.mesh.Quiet() {
+			lv = slog.LevelInfo
+		}
+		r.log.Log(context.Background(), lv, "mesh link down", "peer", peer, "err", err)
+	})
+	r.downs[d] = struct{}{}
+}
+
+// meshDown is a mesh link down not logged yet.
+type meshDown struct {
+	t    *time.Timer
+	peer int
+	err  error
+}
+
+// stopDowns logs, at INFO, the links down still in their grace when the
+// shard stops, and stops their timers.
+func (r *routed) stopDowns() {
+	r.downMu.Lock()
+	defer r.downMu.Unlock()
+	for d := range r.downs {
+		d.t.Stop()
+		r.log.Info("mesh link down", "peer", d.peer, "err", d.err)
+	}
+	r.downs = nil
 }
 
 // closeShardFiles closes the descriptors of a shard that will not run.
@@ -176,6 +240,8 @@ func closeShardFiles(info *shardInfo) {
 // Serve implements shardRuntime.
 func (r *routed) Serve(ready func()) error {
 	defer r.stopOnce.Do(func() { close(r.stopped) })
+	defer r.refusals.close()
+	defer r.stopDowns()
 	defer r.mesh.Close()
 	if r.links != nil {
 		defer r.links.Close()
@@ -228,8 +294,10 @@ func (r *routed) SetPeer(peer int, links peerFiles) {
 // Drain implements shardRuntime.
 func (r *routed) Drain(deadline time.Time) {
 	r.drainAsked.Store(true)
+	r.mesh.Quiesce()
 	if r.shard.run(func() {
 		r.draining = true
+		r.log.Info("drain: waiting for connections", "pending", r.pending.Load(), "conns", r.conns, "deadline", time.Until(deadline).Round(time.Millisecond))
 		if err := r.eng.StopAccepting(); err != nil {
 			r.log.Warn("cannot stop accepting; refusing new connections instead", "err", err)
 			r.refuse = true
@@ -238,13 +306,27 @@ func (r *routed) Drain(deadline time.Time) {
 	}) != nil {
 		return
 	}
-	time.AfterFunc(time.Until(deadline), r.Stop)
+	time.AfterFunc(time.Until(deadline), r.drainDeadline)
 }
+
+// drainDeadline stops a drain that has not finished by its deadline.
+func (r *routed) drainDeadline() { r.closeAll("drain deadline: closing the connections left") }
 
 // Stop implements shardRuntime: every open Conn is closed, each with its
 // OnClose, and the loop stops.
-func (r *routed) Stop() {
-	_ = r.shard.run(r.closeOffLoop)
+func (r *routed) Stop() { r.closeAll("stopping: closing the connections left") }
+
+// closeAll closes every connection and stops the loop, logging msg with
+// how many it closes (Conns open, and everything a drain waits for,
+// connections before their preamble included) when there are any.
+func (r *routed) closeAll(msg string) {
+	r.mesh.Quiesce()
+	_ = r.shard.run(func() {
+		if n := r.pending.Load(); n > 0 {
+			r.log.Info(msg, "pending", n, "conns", r.conns)
+		}
+		r.closeOffLoop()
+	})
 	r.eng.Shutdown() // queued behind closeOffLoop: gnet then closes its own
 }
 
@@ -388,9 +470,15 @@ func (r *routed) data(c *Conn) gnet.Action {
 
 // refuseConn answers one -ERR line and closes.
 func (r *routed) refuseConn(gc gnet.Conn, reason string) gnet.Action {
-	r.log.Info("refused a connection", "remote", gc.RemoteAddr(), "reason", reason)
+	r.logRefusal(gc.RemoteAddr(), reason)
 	_, _ = gc.Write(frame.AppendError(nil, reason))
 	return gnet.Close
+}
+
+// logRefusal logs one refused connection, rate-limited per reason
+// (ratelog.go), from the loop or any goroutine.
+func (r *routed) logRefusal(remote net.Addr, reason string) {
+	r.refusals.Info("refused a connection", "reason", reason, "remote", remote)
 }
 
 // OnClose ends a gnet connection: a local Conn whose client shut down its

@@ -61,7 +61,7 @@ func TestGiveUp(t *testing.T) {
 				}
 				switch l.Msg() {
 				case "restarting shard after back-off":
-					backoffs = append(backoffs, time.Duration(l.Int("backoff")))
+					backoffs = append(backoffs, l.Duration("backoff"))
 				case "worker started":
 					starts++
 				case "worker ready":
@@ -151,9 +151,9 @@ func TestHealthyFailuresReset(t *testing.T) {
 		switch l.Msg() {
 		case "restarting shard after back-off":
 			restarts++
-			if l.Int("failures_in_a_row") != 1 || time.Duration(l.Int("backoff")) != 10*time.Millisecond {
+			if l.Int("failures_in_a_row") != 1 || l.Duration("backoff") != 10*time.Millisecond {
 				t.Errorf("restart after %d failures in a row, back-off %v; want 1 and 10ms (count reset)",
-					l.Int("failures_in_a_row"), time.Duration(l.Int("backoff")))
+					l.Int("failures_in_a_row"), l.Duration("backoff"))
 			}
 		case "worker ready":
 			ready++

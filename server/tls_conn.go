@@ -51,7 +51,7 @@ func (r *routed) serveTLS(raw net.Conn) {
 	defer cancel()
 	tc := tls.Server(raw, r.tlsConfig)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		r.log.Info("TLS handshake failed", "remote", raw.RemoteAddr(), "err", handshakeReason(err, ctx))
+		r.refusals.Info("TLS handshake failed", "err", handshakeReason(err, ctx), "remote", raw.RemoteAddr())
 		_ = raw.Close()
 		return
 	}
@@ -84,7 +84,7 @@ func (r *routed) serveTLS(raw net.Conn) {
 				r.tlsRefuse(tc, reason)
 				return
 			}
-			r.log.Info("refused a connection", "remote", raw.RemoteAddr(), "reason", reason)
+			r.logRefusal(raw.RemoteAddr(), reason)
 			_ = tc.Close()
 			return
 		}
@@ -113,7 +113,7 @@ func (r *routed) serveTLS(raw net.Conn) {
 
 // tlsRefuse answers one -ERR line over TLS and closes.
 func (r *routed) tlsRefuse(tc *tls.Conn, reason string) {
-	r.log.Info("refused a connection", "remote", tc.RemoteAddr(), "reason", reason)
+	r.logRefusal(tc.RemoteAddr(), reason)
 	_ = tc.SetWriteDeadline(time.Now().Add(r.writeTimeout))
 	_, _ = tc.Write(frame.AppendError(nil, reason))
 	_ = tc.Close()

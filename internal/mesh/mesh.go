@@ -43,6 +43,9 @@ type Mesh struct {
 
 	handler atomic.Pointer[StreamHandler]
 	onDown  atomic.Pointer[func(peer int, err error)]
+	// quiet: the worker is going away (Quiesce), peers leaving is
+	// expected and logged at INFO.
+	quiet atomic.Bool
 
 	mu      sync.Mutex
 	peers   []peerState
@@ -119,7 +122,10 @@ func (m *Mesh) Handle(h StreamHandler) {
 
 // OnDown sets a function called (in the goroutine that noticed) each time
 // the session to a peer dies other than by SetLink replacing it or Close:
-// the worker may ask the master for a new link. It must not block.
+// the worker may ask the master for a new link. It must not block. With
+// an OnDown function the Mesh logs a peer down at INFO and leaves the
+// warning, if any, to the function, which knows whether its worker is
+// going away; without one it logs WARN, INFO once quiesced.
 func (m *Mesh) OnDown(fn func(peer int, err error)) {
 	if fn == nil {
 		m.onDown.Store(nil)
@@ -127,6 +133,14 @@ func (m *Mesh) OnDown(fn func(peer int, err error)) {
 	}
 	m.onDown.Store(&fn)
 }
+
+// Quiesce tells the Mesh its worker is draining or stopping: the peers
+// are expected to go away too, so a peer going down is logged at INFO,
+// not WARN, from now on. The Mesh keeps working.
+func (m *Mesh) Quiesce() { m.quiet.Store(true) }
+
+// Quiet reports whether Quiesce was called.
+func (m *Mesh) Quiet() bool { return m.quiet.Load() }
 
 // Self is this worker's shard index; Count the number of shards.
 func (m *Mesh) Self() int  { return m.self }
@@ -236,7 +250,11 @@ func (m *Mesh) down(s *session, err error) {
 	ps.up = make(chan struct{})
 	ps.downs.Add(1)
 	m.mu.Unlock()
-	m.log.Warn("mesh: peer down", "peer", s.peer, "gen", s.gen, "err", err)
+	lv := slog.LevelWarn
+	if m.quiet.Load() || m.onDown.Load() != nil {
+		lv = slog.LevelInfo // expected, or the OnDown function says
+	}
+	m.log.Log(context.Background(), lv, "mesh: peer down", "peer", s.peer, "gen", s.gen, "err", err)
 	if fn := m.onDown.Load(); fn != nil {
 		(*fn)(s.peer, err)
 	}

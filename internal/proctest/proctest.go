@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +50,16 @@ func (l Line) Msg() string { s, _ := l["msg"].(string); return s }
 func (l Line) Int(key string) int {
 	if f, ok := l[key].(float64); ok {
 		return int(f)
+	}
+	return -1
+}
+
+// Duration returns the duration attribute key, which the JSON logs write
+// in seconds (server.NewJSONLogHandler), or -1. A duration written as
+// integer nanoseconds (slog's default) reads as a huge one.
+func (l Line) Duration(key string) time.Duration {
+	if f, ok := l[key].(float64); ok {
+		return time.Duration(math.Round(f * float64(time.Second)))
 	}
 	return -1
 }

@@ -199,7 +199,7 @@ func main() {
 		}
 	}
 	mode = cfg.Forward
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	log := slog.New(server.NewJSONLogHandler(os.Stderr, nil))
 	cfg.Logger = log
 	shard.Store(-1)
 	worker := server.IsWorker() // Serve clears what tells

@@ -48,7 +48,7 @@ func main() {
 	if mode == "late" {
 		cfg.MaxRestartBackoff = 10 * time.Second // 300ms up is not healthy
 	}
-	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	cfg.Logger = slog.New(server.NewJSONLogHandler(os.Stderr, nil))
 	factory := func(s *server.Shard) (server.Handler, error) {
 		// The factory runs on the shard's loop just before the worker
 		// tells the master it is ready; the timer fires on that loop
