@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
@@ -82,32 +83,40 @@ func (r *routed) refuseBusy(gc gnet.Conn, tlsConn bool) ([]byte, gnet.Action) {
 	return frame.AppendError(nil, "server busy"), gnet.Close
 }
 
-// setKeepAlive turns on TCP keep-alive on a client socket gnet accepted
-// on a TCP listener (gnet only sets it through the listening socket on
-// Linux, and never on an adopted one).
-func (r *routed) setKeepAlive(gc gnet.Conn) {
-	if r.info.Config.KeepAlive <= 0 {
-		return
+// listenerKeepAlive turns on TCP keep-alive, with period d, on a
+// listening socket: every socket accepted from it inherits the options
+// (Linux and the BSDs copy them from the listener), so a connection costs
+// no system call for them. gnet sets them on listeners it binds, never on
+// the master's sockets a worker adopts. Each worker sets the same values
+// on the shared socket.
+func listenerKeepAlive(fd int, d time.Duration) error {
+	secs := int(d / time.Second)
+	for _, o := range []struct{ level, opt, v int }{
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, tcpKeepIdle, secs},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepAliveCount},
+	} {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.v); err != nil {
+			return fmt.Errorf("set TCP keep-alive on a listener: %w", err)
+		}
 	}
-	i := r.eng.Listener(gc)
-	if i < 0 || i >= len(r.info.Listeners) || r.info.Listeners[i].Network != "tcp" {
-		return
-	}
-	d := r.info.Config.KeepAlive
-	if err := gc.SetKeepAlive(true, d, d, keepAliveCount); err != nil {
-		r.log.Debug("cannot set TCP keep-alive", "remote", gc.RemoteAddr(), "err", err)
-	}
+	return nil
 }
+
+// goKeepAlive is the keep-alive net.FileConn turns on (Go's default idle
+// time and interval, with keepAliveCount probes).
+const goKeepAlive = 15 * time.Second
 
 // keepAliveConn sets TCP keep-alive as Config.KeepAlive says on a
 // client socket turned into a net.Conn (net.FileConn turns keep-alive on
 // with Go's defaults, whatever the socket had).
 func (r *routed) keepAliveConn(nc net.Conn) {
 	tc, ok := nc.(*net.TCPConn)
-	if !ok {
+	d := r.info.Config.KeepAlive
+	if !ok || d == goKeepAlive { // net.FileConn set exactly that
 		return
 	}
-	d := r.info.Config.KeepAlive
 	if d <= 0 {
 		_ = tc.SetKeepAlive(false)
 		return

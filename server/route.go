@@ -138,8 +138,15 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		gl := gnetx.Listener{FD: l.FD}
 		if l.Network == "unix" {
 			gl.Addr = &net.UnixAddr{Name: l.Address, Net: "unix"}
-		} else if ta, err := net.ResolveTCPAddr("tcp", l.Address); err == nil {
-			gl.Addr = ta
+		} else {
+			if ta, err := net.ResolveTCPAddr("tcp", l.Address); err == nil {
+				gl.Addr = ta
+			}
+			if d := info.Config.KeepAlive; d > 0 {
+				if err := listenerKeepAlive(l.FD, d); err != nil {
+					info.Logger.Warn("client sockets get no TCP keep-alive", "listener", l.URL, "err", err)
+				}
+			}
 		}
 		lns = append(lns, gl)
 	}
@@ -396,7 +403,6 @@ func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if r.full() {
 		return r.refuseBusy(gc, tlsConn)
 	}
-	r.setKeepAlive(gc)
 	if tlsConn {
 		return r.acceptTLS(gc)
 	}
