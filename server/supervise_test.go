@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,20 +13,7 @@ import (
 var crashworker string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "subordinate-server-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	crashworker, err = proctest.Build("github.com/subordinate/subordinate/server/testdata/crashworker", dir, proctest.RaceEnabled)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	proctest.Main(m, "github.com/subordinate/subordinate/server/testdata/crashworker", &crashworker)
 }
 
 // TestGiveUp: a shard whose worker keeps failing is restarted with the

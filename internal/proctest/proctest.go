@@ -40,6 +40,27 @@ func Build(pkg, dir string, race bool) (string, error) {
 	return bin, nil
 }
 
+// Main is a TestMain for tests of a program: it builds package pkg (with
+// the race detector if the test binary has it) into a temporary folder,
+// sets *bin to the binary's path, runs the tests and exits with their
+// code, having removed the folder.
+func Main(m *testing.M, pkg string, bin *string) {
+	dir, err := os.MkdirTemp("", "proctest")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin, err = Build(pkg, dir, RaceEnabled)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // Line is one JSON log line.
 type Line map[string]any
 

@@ -29,20 +29,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "lifecycle-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary, err = proctest.Build("github.com/subordinate/subordinate/internal/testprog/lifecycle", dir, proctest.RaceEnabled)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	proctest.Main(m, "github.com/subordinate/subordinate/internal/testprog/lifecycle", &binary)
 }
 
 // A generous deadline: it only bounds a failure.
