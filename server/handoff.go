@@ -88,10 +88,26 @@ func (r *routed) handOffLater(fd int, msg []byte, owner int) {
 }
 
 // replyFD writes one -ERR line to a client socket that is not in any
-// poller, without waiting: a fresh socket has room for it.
+// poller, without waiting (a fresh socket has room for it), and shuts
+// down the sending side. Then it discards what the client sent that is
+// already queued (up to maxDiscard), so that the close which follows is a
+// FIN rather than a reset: a reset can reach the client before it reads
+// the line, and it turns the end of the answer into an error.
 func replyFD(fd int, reason string) {
 	_, _ = unix.Write(fd, frame.AppendError(nil, reason))
+	_ = unix.Shutdown(fd, unix.SHUT_WR)
+	var buf [4096]byte
+	for n := 0; n < maxDiscard; {
+		k, err := unix.Read(fd, buf[:]) // non-blocking: the flag is the socket's
+		if k <= 0 || err != nil {
+			return
+		}
+		n += k
+	}
 }
+
+// maxDiscard bounds what replyFD reads and drops from a refused client.
+const maxDiscard = 256 << 10
 
 // receiveHandoffs reads the sockets peer hands this worker until the link
 // ends (the peer exited, or this worker stops). It runs on its own
