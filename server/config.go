@@ -112,10 +112,12 @@ type Config struct {
 	// yet sent) before it is closed with an error. Default: 1 MiB.
 	ConnBufferLimit int `json:"conn_buffer_limit"`
 
-	// MaxRestarts is how many times in a row a shard's worker may fail
-	// (exit before it has been up for MaxRestartBackoff) before the master
-	// gives up, stops every worker and Serve returns an error.
-	// Default: 5.
+	// MaxRestarts is how many times in a row a shard's worker may exit
+	// before it became ready (a handler factory that fails, a bad
+	// configuration) before the master gives up, stops every worker and
+	// Serve returns an error. A worker that became ready and then exits
+	// is always restarted, after the back-off: it never makes the master
+	// give up. Default: 5.
 	MaxRestarts int `json:"max_restarts"`
 
 	// RestartBackoff is the wait before restarting a worker that failed

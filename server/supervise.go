@@ -71,7 +71,8 @@ type workerProc struct {
 	alive    bool // started and not reaped
 	started  time.Time
 	ready    time.Time // zero until the worker said ready
-	failures int       // consecutive failures
+	failures int       // consecutive failures: they set the back-off
+	unready  int       // consecutive starts that never became ready: they make the master give up
 	restart  *time.Timer
 }
 
@@ -269,13 +270,23 @@ func (s *supervisor) exited(w *workerProc, ev event) {
 }
 
 // failed counts a failure of w's shard and restarts it after the back-off,
-// or gives up.
+// or gives up. Only workers that never became ready make the master give
+// up (a broken handler factory, a bad configuration, a binary of another
+// protocol): restarting them can only fail again. A worker that served
+// and then died (a crash under load, running out of memory or
+// descriptors, a kill) is always restarted, with the back-off, however
+// often: giving up would turn a passing overload into an outage.
 func (s *supervisor) failed(w *workerProc) {
 	w.failures++
-	if w.failures > s.cfg.MaxRestarts {
+	if w.ready.IsZero() {
+		w.unready++
+	} else {
+		w.unready = 0
+	}
+	if w.unready > s.cfg.MaxRestarts {
 		s.log.Error("SHARD KEEPS FAILING: giving up, stopping every worker",
-			"shard", w.index, "failures_in_a_row", w.failures, "max_restarts", s.cfg.MaxRestarts)
-		s.stopAll(fmt.Errorf("%w: shard %d failed %d times in a row", ErrGaveUp, w.index, w.failures))
+			"shard", w.index, "failures_in_a_row", w.unready, "max_restarts", s.cfg.MaxRestarts)
+		s.stopAll(fmt.Errorf("%w: shard %d failed %d times in a row before it was ready", ErrGaveUp, w.index, w.unready))
 		return
 	}
 	d := s.cfg.RestartBackoff
@@ -283,7 +294,8 @@ func (s *supervisor) failed(w *workerProc) {
 		d *= 2
 	}
 	d = min(d, s.cfg.MaxRestartBackoff)
-	s.log.Warn("restarting shard after back-off", "shard", w.index, "backoff", d, "failures_in_a_row", w.failures, "max_restarts", s.cfg.MaxRestarts)
+	s.log.Warn("restarting shard after back-off", "shard", w.index, "backoff", d,
+		"failures_in_a_row", w.failures, "never_ready_in_a_row", w.unready, "max_restarts", s.cfg.MaxRestarts)
 	s.scheduleRestart(w, d)
 }
 

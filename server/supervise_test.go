@@ -16,58 +16,84 @@ func TestMain(m *testing.M) {
 	proctest.Main(m, "github.com/subordinate/subordinate/server/testdata/crashworker", &crashworker)
 }
 
-// TestGiveUp: a shard whose worker keeps failing is restarted with the
-// same index and a doubling back-off, capped, then the master stops
-// everything and exits non-zero: whether the worker fails before it is
-// ready ("early") or after it became ready and served for less than
-// MaxRestartBackoff ("late").
+// TestGiveUp: a shard whose worker never becomes ready (here it exits
+// before Serve) is restarted with the same index and a doubling back-off,
+// then, after MaxRestarts such starts in a row, the master stops
+// everything and exits non-zero.
 func TestGiveUp(t *testing.T) {
-	for _, mode := range []string{"early", "late"} {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			p := proctest.Start(t, crashworker, []string{"CRASHWORKER=" + mode})
-			st := p.WaitExit(60 * time.Second)
-			if st.ExitCode() != 1 || !strings.Contains(p.Stderr(), "a shard keeps failing; stopped") {
-				t.Fatalf("exit %v, want 1 and the give-up error\n%s", st, p.Stderr())
-			}
-			gaveUp := p.WaitLog(time.Second, 1, func(l proctest.Line) bool {
-				return strings.HasPrefix(l.Msg(), "SHARD KEEPS FAILING")
-			})
-			shard := gaveUp.Int("shard")
-			if gaveUp.Int("failures_in_a_row") != 4 {
-				t.Errorf("gave up after %d failures, want MaxRestarts+1 = 4", gaveUp.Int("failures_in_a_row"))
-			}
-			// Each restart of that shard keeps its index; back-offs
-			// double up to the cap: 10ms, 20ms, 40ms.
-			var backoffs []time.Duration
-			starts, ready := 0, 0
-			for _, l := range p.Logs() {
-				if l.Int("shard") != shard {
-					continue
-				}
-				switch l.Msg() {
-				case "restarting shard after back-off":
-					backoffs = append(backoffs, l.Duration("backoff"))
-				case "worker started":
-					starts++
-				case "worker ready":
-					ready++
-				}
-			}
-			if fmt.Sprint(backoffs) != "[10ms 20ms 40ms]" {
-				t.Errorf("back-offs of shard %d: %v, want [10ms 20ms 40ms]", shard, backoffs)
-			}
-			if starts != 4 {
-				t.Errorf("shard %d started %d times, want 4", shard, starts)
-			}
-			// "late" is about workers that were ready: every start of
-			// the shard became ready before it failed.
-			wantReady := map[string]int{"early": 0, "late": 4}[mode]
-			if ready != wantReady {
-				t.Errorf("shard %d became ready %d times, want %d", shard, ready, wantReady)
-			}
-		})
+	t.Parallel()
+	p := proctest.Start(t, crashworker, []string{"CRASHWORKER=early"})
+	st := p.WaitExit(60 * time.Second)
+	if st.ExitCode() != 1 || !strings.Contains(p.Stderr(), "a shard keeps failing; stopped") {
+		t.Fatalf("exit %v, want 1 and the give-up error\n%s", st, p.Stderr())
 	}
+	gaveUp := p.WaitLog(time.Second, 1, func(l proctest.Line) bool {
+		return strings.HasPrefix(l.Msg(), "SHARD KEEPS FAILING")
+	})
+	shard := gaveUp.Int("shard")
+	if gaveUp.Int("failures_in_a_row") != 4 {
+		t.Errorf("gave up after %d failures, want MaxRestarts+1 = 4", gaveUp.Int("failures_in_a_row"))
+	}
+	// Each restart of that shard keeps its index; back-offs double up to
+	// the cap: 10ms, 20ms, 40ms.
+	backoffs, starts, ready := restartsOf(p, shard)
+	if fmt.Sprint(backoffs) != "[10ms 20ms 40ms]" {
+		t.Errorf("back-offs of shard %d: %v, want [10ms 20ms 40ms]", shard, backoffs)
+	}
+	if starts != 4 || ready != 0 {
+		t.Errorf("shard %d started %d times and was ready %d times, want 4 and 0", shard, starts, ready)
+	}
+}
+
+// TestServingWorkersAreAlwaysRestarted: a worker that became ready and
+// served, then died soon after (before MaxRestartBackoff: not healthy),
+// is restarted with a doubling back-off however many times that happens:
+// far past MaxRestarts, the master still runs, and exits 0 on SIGTERM.
+// Giving up is only for workers that never become ready (TestGiveUp).
+func TestServingWorkersAreAlwaysRestarted(t *testing.T) {
+	t.Parallel()
+	p := proctest.Start(t, crashworker, []string{"CRASHWORKER=late"})
+	// Past MaxRestarts+1 deaths of shard 0: the old policy gave up at
+	// the fourth.
+	const deaths = 6
+	p.WaitLog(120*time.Second, deaths, func(l proctest.Line) bool {
+		return l.Msg() == "restarting shard after back-off" && l.Int("shard") == 0
+	})
+	if p.Exited() || strings.Contains(p.Stderr(), "SHARD KEEPS FAILING") {
+		t.Fatalf("the master gave up on workers that had served\n%s", p.Stderr())
+	}
+	backoffs, starts, ready := restartsOf(p, 0)
+	// 10ms doubling (MaxRestartBackoff is 10s: 300ms up is not healthy).
+	want := "[10ms 20ms 40ms 80ms 160ms 320ms]"
+	if got := fmt.Sprint(backoffs[:deaths]); got != want {
+		t.Errorf("back-offs of shard 0: %v, want %s", got, want)
+	}
+	if ready < deaths || starts < deaths {
+		t.Errorf("shard 0 started %d times and was ready %d times, want at least %d each", starts, ready, deaths)
+	}
+	p.Signal(syscall.SIGTERM)
+	if st := p.WaitExit(30 * time.Second); st.ExitCode() != 0 {
+		t.Errorf("after SIGTERM the master exited %v, want 0\n%s", st, p.Stderr())
+	}
+}
+
+// restartsOf reads p's logs for one shard: the back-off of each restart,
+// how many times a worker started and how many times one became ready.
+func restartsOf(p *proctest.Proc, shard int) (backoffs []time.Duration, starts, ready int) {
+	for _, l := range p.Logs() {
+		if l.Int("shard") != shard {
+			continue
+		}
+		switch l.Msg() {
+		case "restarting shard after back-off":
+			backoffs = append(backoffs, l.Duration("backoff"))
+		case "worker started":
+			starts++
+		case "worker ready":
+			ready++
+		}
+	}
+	return backoffs, starts, ready
 }
 
 // TestWorkerOfAnotherProtocol: the master checks the version of a worker's

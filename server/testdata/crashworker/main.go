@@ -5,8 +5,9 @@
 // Serve, so it never becomes ready. CRASHWORKER=late: every worker becomes
 // ready and serves, then exits with status 3 300ms after its handler was
 // made; with MaxRestartBackoff at 10s, 300ms up is not healthy. Either way
-// the master restarts them with back-off and gives up after
-// Config.MaxRestarts failures in a row.
+// the master restarts them with a doubling back-off; it gives up after
+// Config.MaxRestarts failures in a row of workers that were never ready
+// (early), never on workers that served (late).
 //
 // CRASHWORKER=healthy: as late, but MaxRestartBackoff is 40ms, so each
 // worker has been up long enough to count as healthy when it fails: its
