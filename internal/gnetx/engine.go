@@ -88,6 +88,7 @@ type listenerState struct {
 	fd       int    // gnet's listener descriptor (after adoption: our socket)
 	addr     net.Addr
 	stopped  bool
+	paused   *pausedListener // set while PauseAccepting holds it out of the loop
 }
 
 // anchorTag marks the internal connection that gives the engine its
@@ -332,6 +333,13 @@ func (e *Engine) LocalAddr(c gnet.Conn) (net.Addr, error) { return sockname(c.Fd
 func (e *Engine) StopAccepting() error {
 	for i, st := range e.lns {
 		if st.stopped {
+			continue
+		}
+		if st.paused != nil { // out of the loop already: only let it go
+			if err := release(st.fd); err != nil {
+				return fmt.Errorf("gnetx: stop accepting on listener %d: %w", i, err)
+			}
+			st.paused, st.stopped = nil, true
 			continue
 		}
 		if err := stopAccept(st.fd); err != nil {
