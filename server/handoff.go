@@ -264,8 +264,8 @@ func (r *routed) abandonAdoptions() {
 // openArrival opens a handed-off socket on the loop: from now on it is a
 // local connection in every respect, with the bytes the accepting worker
 // read waiting in front of gnet's buffer.
-func (r *routed) openArrival(gc gnet.Conn, a *arrival) ([]byte, gnet.Action) {
-	if r.full() {
+func (r *routed) openArrival(gc gnet.Conn, a *arrival, short bool) ([]byte, gnet.Action) {
+	if short || r.full() {
 		return r.refuseBusy(gc, false)
 	}
 	pc := r.pool.Get().(*pconn)

@@ -83,6 +83,10 @@ type routed struct {
 	busy       atomic.Uint64
 	idleClosed atomic.Uint64
 
+	// fds pauses accepting before the descriptor table fills up
+	// (fdguard.go).
+	fds fdGuard
+
 	// adoptions are the hand-offs being registered with gnet, waiting
 	// for their result (handoff.go).
 	adoptions chan adoption
@@ -133,6 +137,7 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		refusals:     newRateLog(info.Logger, refusalBurst, refusalInterval),
 		downs:        make(map[*meshDown]struct{}),
 	}
+	r.fds.init(info.Config.Workers - 1)
 	var lns []gnetx.Listener
 	for _, l := range info.Listeners {
 		gl := gnetx.Listener{FD: l.FD}
@@ -393,14 +398,15 @@ func (r *routed) OnTick() (time.Duration, gnet.Action) { return time.Hour, gnet.
 // OnOpen starts reading a new connection's preamble, or opens a socket
 // another worker handed off.
 func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	short := r.checkFDs()
 	if a, ok := gc.Context().(*arrival); ok {
-		return r.openArrival(gc, a)
+		return r.openArrival(gc, a, short)
 	}
 	if r.refuse {
 		return frame.AppendError(nil, "server is draining"), gnet.Close
 	}
 	tlsConn := r.tlsConfig != nil && r.isTLS(gc)
-	if r.full() {
+	if short || r.full() {
 		return r.refuseBusy(gc, tlsConn)
 	}
 	if tlsConn {

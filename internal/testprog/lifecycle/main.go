@@ -23,6 +23,10 @@
 // OnClose with server.ErrHandlerPanic in "panic_closes"), or, with
 // --crash-on-panic, the worker dies and the master restarts it.
 //
+// A key "hog-<n>-..." makes OnOpen open n descriptors (of /dev/null),
+// closed in OnClose: a handler that uses descriptors of its own, for the
+// test of the descriptor guard.
+//
 // The kinds overlap: local (accepted by its owner) or forwarded (accepted
 // by another worker); relayed (forwarded with its bytes copied over the
 // mesh: TLS in every mode, plain in --forward relay); tls; hijacked.
@@ -37,6 +41,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -76,6 +81,7 @@ var (
 type state struct {
 	kinds  []int
 	closed atomic.Bool
+	files  []*os.File // a hog's descriptors
 }
 
 type handler struct{ s *server.Shard }
@@ -104,6 +110,16 @@ func kindsOf(c *server.Conn) []int {
 func (h *handler) OnOpen(c *server.Conn) {
 	st := &state{kinds: kindsOf(c)}
 	c.SetContext(st)
+	if rest, ok := strings.CutPrefix(string(c.Key()), "hog-"); ok {
+		n, _ := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
+		for range n {
+			f, err := os.Open(os.DevNull)
+			if err != nil {
+				break
+			}
+			st.files = append(st.files, f)
+		}
+	}
 	counts.opens.Add(1)
 	var names []string
 	for _, k := range st.kinds {
@@ -168,6 +184,9 @@ func (h *handler) OnClose(c *server.Conn, err error) {
 		counts.doubleCloses.Add(1)
 		return
 	}
+	for _, f := range st.files {
+		f.Close()
+	}
 	counts.closes.Add(1)
 	for _, k := range st.kinds {
 		counts.kindCloses[k].Add(1)
@@ -188,6 +207,7 @@ func main() {
 	flag.IntVar(&cfg.Workers, "workers", cfg.Workers, "worker processes (shards)")
 	flag.StringVar(&cfg.Forward, "forward", cfg.Forward, "handoff or relay")
 	flag.BoolVar(&cfg.CrashOnPanic, "crash-on-panic", cfg.CrashOnPanic, "let a handler panic crash the worker")
+	flag.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most connections a worker holds (0: derived from the descriptor limit)")
 	flag.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "how long connections may finish after SIGTERM")
 	flag.Parse()
 	if len(listen) > 0 {

@@ -20,8 +20,21 @@ import (
 // every other; it returns the address.
 func startLifecycle(t *testing.T, workers int, args ...string) (*proctest.Proc, string) {
 	t.Helper()
+	return startLifecycleLimited(t, 0, workers, args...)
+}
+
+// startLifecycleLimited is startLifecycle under a descriptor limit (soft
+// and hard, set by the shell that execs the program), unless it is 0.
+func startLifecycleLimited(t *testing.T, fdLimit, workers int, args ...string) (*proctest.Proc, string) {
+	t.Helper()
 	all := append([]string{"--workers", strconv.Itoa(workers), "--listen", "tcp://127.0.0.1:0"}, args...)
-	p := proctest.Start(t, binary, nil, all...)
+	var p *proctest.Proc
+	if fdLimit == 0 {
+		p = proctest.Start(t, binary, nil, all...)
+	} else {
+		sh := []string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, fdLimit), binary}
+		p = proctest.Start(t, "/bin/sh", nil, append(sh, all...)...)
+	}
 	started := p.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Msg() == "master started" })
 	listen, _ := started["listen"].([]any)
 	if len(listen) != 1 {
