@@ -48,6 +48,11 @@ type Conn struct {
 
 	gc  gnet.Conn // local backend; nil once detached or for a stream
 	pre []byte    // local backend: bytes read before gnet had the socket
+	// unsent is the local backend's copy of the bytes gnet holds in its
+	// outbound buffer (the last OutboundBuffered() bytes written): gnet
+	// drops them when it closes at the client's EOF, and a Conn that
+	// lives on after EOF sends them itself (unsent.go).
+	unsent unsent
 	st  *stream   // stream backend: relayed, TLS, or detached at EOF
 	hj  *hijacked // taken off the loop by Hijack
 
@@ -229,6 +234,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		c.unsent.wrote(p, c.gc.OutboundBuffered())
 		if c.gc.OutboundBuffered() > c.rt.limit {
 			c.abort(ErrSlowReader)
 			return n, ErrSlowReader

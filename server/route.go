@@ -517,11 +517,21 @@ func (r *routed) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if err == nil && r.stopping {
 		err = ErrServerClosed
 	}
-	if !c.closing && errors.Is(err, io.EOF) {
-		c.eof = true
-		r.call(c, "OnEOF", Handler.OnEOF)
-		if !c.closing && r.keepAfterEOF(c) {
-			return gnet.None // the Conn lives on as a stream
+	if errors.Is(err, io.EOF) {
+		if !c.closing {
+			c.eof = true
+			r.call(c, "OnEOF", Handler.OnEOF)
+			if !c.closing && r.keepAfterEOF(c) {
+				return gnet.None // the Conn lives on as a stream
+			}
+		}
+		// Closed by the handler (in OnEOF, or before the client's EOF
+		// came) with a reply not all sent: gnet would drop its end.
+		// The socket is kept until the stream has sent it.
+		if c.closing && c.abortErr == nil && c.gc.OutboundBuffered() > 0 && r.keepAfterEOF(c) {
+			c.st.close()
+			r.closed(c, nil)
+			return gnet.None
 		}
 	}
 	if c.closing {
@@ -534,20 +544,34 @@ func (r *routed) OnClose(gc gnet.Conn, err error) gnet.Action {
 
 // keepAfterEOF keeps a half-closed local connection open for the handler
 // to write its reply later: gnet closes its descriptor on EOF, so the
-// socket is detached first and written from a goroutine.
+// socket is detached first and written from a goroutine. What gnet had
+// not sent yet goes first, from the Conn's copy: gnet is made to forget
+// the socket, so that its own last write cannot drop or reorder it.
 func (r *routed) keepAfterEOF(c *Conn) bool {
 	_ = c.LocalAddr()
+	pending := c.gc.OutboundBuffered()
 	nc, rest, err := r.detach(c.gc)
 	if err != nil {
 		r.log.Warn("cannot keep a half-closed connection", "err", err)
 		return false
 	}
+	if pending > 0 {
+		if err := r.eng.Forget(c.gc.Fd()); err != nil {
+			// gnet sends what the socket takes and drops the rest.
+			r.log.Warn("a half-closed connection may lose the end of its reply", "err", err)
+			pending = 0
+		}
+	}
+	unsent := c.unsent.take(pending)
 	c.gc = nil
 	c.sock = true
 	c.st = newStream(c, nc)
 	c.st.in = append(c.takePre(), rest...)
 	c.st.started = true // nothing more to read
 	r.offLoop[c] = struct{}{}
+	if len(unsent) > 0 {
+		_, _ = c.st.write(unsent)
+	}
 	return true
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -72,6 +73,7 @@ type Engine struct {
 
 	anchorPeer *os.File
 	tickOnce   sync.Once
+	ep         atomic.Int64 // gnet's epoll descriptor, once found (Linux)
 
 	ready chan struct{}
 	done  chan struct{}
@@ -166,6 +168,7 @@ func (e *Engine) Start(h gnet.EventHandler) error {
 	}()
 	select {
 	case <-e.ready:
+		_, _ = e.epoll() // before any listener can be paused or stopped
 		return nil
 	case <-e.done:
 		return e.Err()
