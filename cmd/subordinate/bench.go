@@ -56,16 +56,13 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		asJSON     = fs.Bool("json", false, "print the result as one JSON object, the last line of stdout")
 	)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: subordinate bench [flags]")
-		fmt.Fprintln(stderr, "\nDrives closed-loop echo load against --addr and measures it.")
-		fmt.Fprintln(stderr)
+		fmt.Fprintln(fs.Output(), "usage: subordinate bench [flags]")
+		fmt.Fprintln(fs.Output(), "\nDrives closed-loop echo load against --addr and measures it.")
+		fmt.Fprintln(fs.Output())
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags("bench", fs, args, stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "subordinate bench: unexpected argument %q\n", fs.Arg(0))
