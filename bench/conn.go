@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -45,7 +46,7 @@ func (w *worker) dial() (net.Conn, int, error) {
 func (w *worker) session(fn func(net.Conn) bool) bool {
 	c, kind, err := w.dial()
 	if err != nil {
-		w.fail(classify(err, kind))
+		w.failErr(classify(err, kind), err)
 		return false
 	}
 	defer c.Close()
@@ -61,12 +62,26 @@ func (w *worker) readEcho(c net.Conn, want []byte, first bool) int {
 	got := w.resp[:len(want)]
 	n, err := io.ReadFull(c, got)
 	if first && isErrReply(got[:n]) {
+		w.note(kPreamble, "the server refused the connection: "+errLine(c, got[:n]))
 		return kPreamble
 	}
+	if err != nil && n > 0 && !bytes.Equal(got[:n], want[:n]) {
+		// What came back is not the echo, whether or not the run
+		// stopped the read: the server does not echo.
+		w.note(kMismatch, mismatchReason(got[:n], len(want)))
+		return kMismatch
+	}
 	if err != nil {
-		return classify(err, kRead)
+		k := classify(err, kRead)
+		if k == kShortRead && first {
+			w.note(k, fmt.Sprintf("the server closed the connection after %d of %d bytes of the first echo", n, len(want)))
+		} else {
+			w.note(k, err.Error())
+		}
+		return k
 	}
 	if !bytes.Equal(got, want) {
+		w.note(kMismatch, mismatchReason(got, len(want)))
 		return kMismatch
 	}
 	return -1
@@ -92,7 +107,7 @@ func (w *worker) pingpong(c net.Conn) bool {
 		t0 := time.Now()
 		_ = c.SetDeadline(t0.Add(r.cfg.Timeout))
 		if _, err := c.Write(out); err != nil {
-			w.fail(classify(err, kWrite))
+			w.failErr(classify(err, kWrite), err)
 			return false
 		}
 		if first {
@@ -175,6 +190,7 @@ func (w *worker) pipeline(c net.Conn) bool {
 			_, err := c.Write(buf)
 			buf = buf[:0]
 			if err != nil {
+				w.note(classify(err, kWrite), err.Error())
 				fail(classify(err, kWrite))
 				return
 			}
@@ -212,7 +228,7 @@ func (w *worker) connectOnce() bool {
 	t0 := time.Now()
 	c, kind, err := w.dial()
 	if err != nil {
-		w.fail(classify(err, kind))
+		w.failErr(classify(err, kind), err)
 		return false
 	}
 	defer c.Close()
@@ -223,7 +239,7 @@ func (w *worker) connectOnce() bool {
 	out := append(w.appendPreamble(w.wbuf[:0], key), req...)
 	w.wbuf = out[:0]
 	if _, err := c.Write(out); err != nil {
-		w.fail(classify(err, kWrite))
+		w.failErr(classify(err, kWrite), err)
 		return false
 	}
 	if k := w.readEcho(c, req, true); k >= 0 {

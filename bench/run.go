@@ -77,6 +77,7 @@ type runner struct {
 	ctx     context.Context // done when the run stops
 	cancel  context.CancelFunc
 	workers []*worker
+	reasons reasons // the first error of each kind, as text
 
 	measuring atomic.Bool
 	completed atomic.Int64 // counted requests, when cfg.Requests is set
@@ -185,6 +186,14 @@ func (r *runner) result() *Result {
 			}
 		}
 	}
+	for i := range r.reasons {
+		if p := r.reasons[i].Load(); p != nil && res.Errors[kinds[i]] > 0 {
+			if res.Reasons == nil {
+				res.Reasons = map[string]string{}
+			}
+			res.Reasons[kinds[i]] = *p
+		}
+	}
 	return res
 }
 
@@ -229,9 +238,10 @@ func (w *worker) payload() []byte {
 }
 
 // fail counts an error of kind k, unless the run is stopping (then the
-// error is the stop's doing).
+// error is the stop's doing; a mismatch, bytes that are not the echo,
+// never is).
 func (w *worker) fail(k int) {
-	if w.r.ctx.Err() != nil {
+	if w.r.ctx.Err() != nil && k != kMismatch {
 		return
 	}
 	w.errs[k].Add(1)

@@ -131,6 +131,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		printSummary(stdout, cfg.Addr, rep)
 	}
 	if rep.Requests == 0 {
+		explainNothing(stderr, cfg.Addr, cfg.TLS != nil, rep)
 		return 1
 	}
 	return 0
@@ -152,6 +153,7 @@ func printSummary(w io.Writer, addr string, r bench.Report) {
 		fmt.Fprintf(w, " %s %d", k, r.Errors[k])
 	}
 	fmt.Fprintln(w)
+	printReasons(w, r)
 }
 
 func sortedKeys(m map[string]int64) []string {
