@@ -58,8 +58,11 @@ var ErrConfig = errors.New("invalid config")
 // all fields but Logger (each process builds its own, see Serve) and
 // Secret (sent on its own, never logged).
 type Config struct {
-	// Listen are the addresses to accept on: "tcp://HOST:PORT" or
-	// "unix:///path/to/socket". Default: tcp://127.0.0.1:7000.
+	// Listen are the addresses to accept on: "tcp://HOST:PORT" (or
+	// "HOST:PORT"), "tls://HOST:PORT" or "unix:///path/to/socket" (or
+	// "/path/to/socket"), the last with optional socket file options
+	// "?mode=0660&owner=USER&group=GROUP" (see ParseListenURL).
+	// Default: tcp://127.0.0.1:7000.
 	Listen []string `json:"listen"`
 
 	// Workers is the number of worker processes, one shard each.
