@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -57,21 +56,39 @@ func (w *worker) session(fn func(net.Conn) bool) bool {
 
 // readEcho reads one reply into w.resp and checks it against want. first
 // says whether it is the first reply on the connection, the one where a
-// preamble error shows. It returns the error kind, or -1.
+// preamble error shows. It returns the error kind, or -1. It checks the
+// bytes as they come, so a reply that is not the echo (a server that does
+// not echo and then waits) is a mismatch at once, not after Timeout.
 func (w *worker) readEcho(c net.Conn, want []byte, first bool) int {
 	got := w.resp[:len(want)]
-	n, err := io.ReadFull(c, got)
+	n, checked := 0, 0
+	var err error
+	for n < len(got) {
+		var m int
+		m, err = c.Read(got[n:])
+		n += m
+		if err != nil || (first && isErrReply(got[:n])) {
+			break
+		}
+		if first && n < len(errPrefix) && errPrefix[:n] == string(got[:n]) {
+			continue // perhaps the start of "-ERR": read on
+		}
+		if !bytes.Equal(got[checked:n], want[checked:n]) {
+			break
+		}
+		checked = n
+	}
 	if first && isErrReply(got[:n]) {
 		w.note(kPreamble, "the server refused the connection: "+errLine(c, got[:n]))
 		return kPreamble
 	}
-	if err != nil && n > 0 && !bytes.Equal(got[:n], want[:n]) {
+	if checked < n && !bytes.Equal(got[checked:n], want[checked:n]) { // got[:checked] is the echo
 		// What came back is not the echo, whether or not the run
 		// stopped the read: the server does not echo.
 		w.note(kMismatch, mismatchReason(got[:n], len(want)))
 		return kMismatch
 	}
-	if err != nil {
+	if err != nil && n < len(got) {
 		k := classify(err, kRead)
 		if k == kShortRead && first {
 			w.note(k, fmt.Sprintf("the server closed the connection after %d of %d bytes of the first echo", n, len(want)))
@@ -80,16 +97,15 @@ func (w *worker) readEcho(c net.Conn, want []byte, first bool) int {
 		}
 		return k
 	}
-	if !bytes.Equal(got, want) {
-		w.note(kMismatch, mismatchReason(got, len(want)))
-		return kMismatch
-	}
 	return -1
 }
 
+// errPrefix starts an error reply.
+const errPrefix = "-ERR"
+
 // isErrReply reports whether b starts like a "-ERR <reason>" reply.
 func isErrReply(b []byte) bool {
-	return len(b) >= 4 && string(b[:4]) == "-ERR"
+	return len(b) >= len(errPrefix) && string(b[:len(errPrefix)]) == errPrefix
 }
 
 // pingpong sends one request at a time on c and waits for its echo.

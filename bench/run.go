@@ -70,14 +70,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // runner is the state of one Run shared by its workers.
 type runner struct {
-	cfg     Config
-	tokens  []frame.Token // direct preambles, by shard
-	tls     *tls.Config
-	dialer  net.Dialer
-	ctx     context.Context // done when the run stops
-	cancel  context.CancelFunc
-	workers []*worker
-	reasons reasons // the first error of each kind, as text
+	cfg      Config
+	tokens   []frame.Token // direct preambles, by shard
+	tls      *tls.Config
+	dialer   net.Dialer
+	ctx      context.Context // done when the run stops
+	cancel   context.CancelFunc
+	workers  []*worker
+	reasons  reasons      // the first error of each kind, as text
+	errCount atomic.Int64 // errors counted, for cfg.MaxErrors
 
 	measuring atomic.Bool
 	completed atomic.Int64 // counted requests, when cfg.Requests is set
@@ -245,6 +246,9 @@ func (w *worker) fail(k int) {
 		return
 	}
 	w.errs[k].Add(1)
+	if m := w.r.cfg.MaxErrors; m > 0 && w.r.errCount.Add(1) == m {
+		w.r.finish()
+	}
 }
 
 // done counts one verified request of latency lat.

@@ -53,6 +53,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		serverName = fs.String("tls-server-name", "", "with --tls, the name to verify (default: the host of --addr)")
 		linger0    = fs.Bool("linger0", false, "close connections with a reset (SO_LINGER 0): no TIME_WAIT in connect mode")
 		timeout    = fs.Duration("timeout", def.Timeout, "bound on each dial, handshake and request")
+		maxErrors  = fs.Int64("max-errors", 0, "stop the run after this many errors (0: never), to see at once why a server fails")
 		asJSON     = fs.Bool("json", false, "print the result as one JSON object, the last line of stdout")
 	)
 	fs.Usage = func() {
@@ -71,7 +72,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	cfg := bench.Config{
 		Addr: *addr, Conns: *conns, Requests: *requests, Warmup: *warmup,
 		Size: *size, Keys: *keys, ZipfS: *zipfS, Seed: *seed, Shards: *shards,
-		Depth: *depth, Linger0: *linger0, Timeout: *timeout,
+		Depth: *depth, Linger0: *linger0, Timeout: *timeout, MaxErrors: *maxErrors,
 	}
 	if *requests == 0 {
 		cfg.Duration = *duration

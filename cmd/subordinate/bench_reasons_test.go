@@ -34,18 +34,18 @@ func TestBenchSaysWhy(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"chat", []string{"--addr", chat.addr, "--duration", "300ms"},
+		{"chat", []string{"--addr", chat.addr, "--duration", "10m", "--max-errors", "1"},
 			[]string{`got back "joined room=`, "the server did not echo: is it running --handler echo?"}},
-		{"-ERR", []string{"--addr", strict.addr, "--duration", "300ms"},
+		{"-ERR", []string{"--addr", strict.addr, "--duration", "10m", "--max-errors", "1"},
 			[]string{"-ERR key too long", "--max-key"}},
-		{"untrusted", []string{"--addr", secure.addr, "--tls", "--duration", "300ms"},
+		{"untrusted", []string{"--addr", secure.addr, "--tls", "--duration", "10m", "--max-errors", "1"},
 			[]string{"untrusted certificate", "x509: certificate signed by unknown authority", "--tls-ca FILE", "--tls-insecure"}},
-		{"wrong name", []string{"--addr", secure.addr, "--tls", "--tls-ca", certFile, "--tls-server-name", "other.example", "--duration", "300ms"},
+		{"wrong name", []string{"--addr", secure.addr, "--tls", "--tls-ca", certFile, "--tls-server-name", "other.example", "--duration", "10m", "--max-errors", "1"},
 			[]string{"wrong name", "other.example", "--tls-server-name NAME"}},
-		{"not TLS", []string{"--addr", plain.addr, "--tls", "--tls-insecure", "--duration", "300ms"},
+		{"not TLS", []string{"--addr", plain.addr, "--tls", "--tls-insecure", "--duration", "10m", "--max-errors", "1"},
 			[]string{"not a TLS server", "drop --tls"}},
-		{"TLS without --tls", []string{"--addr", secure.addr, "--duration", "300ms"},
-			[]string{"add --tls"}},
+		{"TLS without --tls", []string{"--addr", secure.addr, "--duration", "10m", "--max-errors", "1"},
+			[]string{"add --tls"}}, // short_read or reset, both say it
 	} {
 		code, out, errs := benchRun(tc.args...)
 		if code != 1 || !strings.Contains(errs, "measured nothing") {
@@ -62,7 +62,7 @@ func TestBenchSaysWhy(t *testing.T) {
 	}
 
 	// The reasons are in the JSON too, for scripts.
-	code, out, _ := benchRun("--addr", chat.addr, "--duration", "300ms", "--json")
+	code, out, _ := benchRun("--addr", chat.addr, "--duration", "10m", "--max-errors", "1", "--json")
 	var rep struct {
 		Reasons map[string]string `json:"reasons"`
 	}

@@ -72,6 +72,10 @@ func benchHint(k, why, addr string, useTLS bool) string {
 		case strings.HasPrefix(why, "not a TLS server"):
 			return "drop --tls, or point --addr at the server's tls:// listener"
 		}
+	case bench.KindReset:
+		if !useTLS {
+			return "the server reset the connection: if --addr is a tls:// listener, add --tls; otherwise see the server's log"
+		}
 	case bench.KindTimeout:
 		return "no answer within --timeout: does the server's --frame match bench's --frame?"
 	}
