@@ -187,6 +187,12 @@ type Config struct {
 	// takes longer counts as a "timeout" error. Default 10s.
 	Timeout time.Duration
 
+	// MaxErrors, when positive, stops the run after that many errors
+	// (Result.Reasons then says what they were): a server that refuses
+	// every connection is diagnosed at once instead of after Duration.
+	// Default 0: never stop for errors.
+	MaxErrors int64
+
 	// Progress, when set, is called every ProgressInterval from a separate
 	// goroutine with the counts so far.
 	Progress func(Progress)
@@ -268,6 +274,8 @@ func (c Config) Verify() error {
 		return bad("depth*size %d over %d bytes", int64(c.Depth)*int64(c.Size), MaxInFlight)
 	case c.Timeout < 0 || c.ProgressInterval < 0:
 		return bad("negative timeout or progress interval")
+	case c.MaxErrors < 0:
+		return bad("negative max errors")
 	}
 	switch c.Frame {
 	case FrameLine, FrameBinary:

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"io"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -45,7 +45,7 @@ func (w *worker) dial() (net.Conn, int, error) {
 func (w *worker) session(fn func(net.Conn) bool) bool {
 	c, kind, err := w.dial()
 	if err != nil {
-		w.fail(classify(err, kind))
+		w.failErr(classify(err, kind), err)
 		return false
 	}
 	defer c.Close()
@@ -56,25 +56,56 @@ func (w *worker) session(fn func(net.Conn) bool) bool {
 
 // readEcho reads one reply into w.resp and checks it against want. first
 // says whether it is the first reply on the connection, the one where a
-// preamble error shows. It returns the error kind, or -1.
+// preamble error shows. It returns the error kind, or -1. It checks the
+// bytes as they come, so a reply that is not the echo (a server that does
+// not echo and then waits) is a mismatch at once, not after Timeout.
 func (w *worker) readEcho(c net.Conn, want []byte, first bool) int {
 	got := w.resp[:len(want)]
-	n, err := io.ReadFull(c, got)
+	n, checked := 0, 0
+	var err error
+	for n < len(got) {
+		var m int
+		m, err = c.Read(got[n:])
+		n += m
+		if err != nil || (first && isErrReply(got[:n])) {
+			break
+		}
+		if first && n < len(errPrefix) && errPrefix[:n] == string(got[:n]) {
+			continue // perhaps the start of "-ERR": read on
+		}
+		if !bytes.Equal(got[checked:n], want[checked:n]) {
+			break
+		}
+		checked = n
+	}
 	if first && isErrReply(got[:n]) {
+		w.note(kPreamble, "the server refused the connection: "+errLine(c, got[:n]))
 		return kPreamble
 	}
-	if err != nil {
-		return classify(err, kRead)
-	}
-	if !bytes.Equal(got, want) {
+	if checked < n && !bytes.Equal(got[checked:n], want[checked:n]) { // got[:checked] is the echo
+		// What came back is not the echo, whether or not the run
+		// stopped the read: the server does not echo.
+		w.note(kMismatch, mismatchReason(got[:n], len(want)))
 		return kMismatch
+	}
+	if err != nil && n < len(got) {
+		k := classify(err, kRead)
+		if k == kShortRead && first {
+			w.note(k, fmt.Sprintf("the server closed the connection after %d of %d bytes of the first echo", n, len(want)))
+		} else {
+			w.note(k, err.Error())
+		}
+		return k
 	}
 	return -1
 }
 
+// errPrefix starts an error reply.
+const errPrefix = "-ERR"
+
 // isErrReply reports whether b starts like a "-ERR <reason>" reply.
 func isErrReply(b []byte) bool {
-	return len(b) >= 4 && string(b[:4]) == "-ERR"
+	return len(b) >= len(errPrefix) && string(b[:len(errPrefix)]) == errPrefix
 }
 
 // pingpong sends one request at a time on c and waits for its echo.
@@ -92,7 +123,7 @@ func (w *worker) pingpong(c net.Conn) bool {
 		t0 := time.Now()
 		_ = c.SetDeadline(t0.Add(r.cfg.Timeout))
 		if _, err := c.Write(out); err != nil {
-			w.fail(classify(err, kWrite))
+			w.failErr(classify(err, kWrite), err)
 			return false
 		}
 		if first {
@@ -175,6 +206,7 @@ func (w *worker) pipeline(c net.Conn) bool {
 			_, err := c.Write(buf)
 			buf = buf[:0]
 			if err != nil {
+				w.note(classify(err, kWrite), err.Error())
 				fail(classify(err, kWrite))
 				return
 			}
@@ -212,7 +244,7 @@ func (w *worker) connectOnce() bool {
 	t0 := time.Now()
 	c, kind, err := w.dial()
 	if err != nil {
-		w.fail(classify(err, kind))
+		w.failErr(classify(err, kind), err)
 		return false
 	}
 	defer c.Close()
@@ -223,7 +255,7 @@ func (w *worker) connectOnce() bool {
 	out := append(w.appendPreamble(w.wbuf[:0], key), req...)
 	w.wbuf = out[:0]
 	if _, err := c.Write(out); err != nil {
-		w.fail(classify(err, kWrite))
+		w.failErr(classify(err, kWrite), err)
 		return false
 	}
 	if k := w.readEcho(c, req, true); k >= 0 {

@@ -36,6 +36,10 @@ type Result struct {
 	// Errors counts the errors by kind (Kind* constants); kinds that did
 	// not occur are absent.
 	Errors map[string]int64
+	// Reasons holds, for each kind in Errors, the first error of that
+	// kind as text: the server's "-ERR ..." line, what came back instead
+	// of an echo, why a TLS handshake failed. Nil without errors.
+	Reasons map[string]string
 }
 
 // RPS is requests per second.
@@ -102,6 +106,8 @@ type Report struct {
 	MaxUs      float64          `json:"max_us"`
 	Errors     map[string]int64 `json:"errors"`
 	ErrorTotal int64            `json:"error_total"`
+	// Reasons is Result.Reasons: the first error of each kind, as text.
+	Reasons map[string]string `json:"reasons,omitempty"`
 }
 
 // Report returns the summary of r. Its Errors map is never nil.
@@ -119,6 +125,6 @@ func (r *Result) Report() Report {
 		RPS: r.RPS(), MBps: r.MBps(),
 		P50us: us(r.Percentile(50)), P90us: us(r.Percentile(90)),
 		P99us: us(r.Percentile(99)), P999us: us(r.Percentile(99.9)),
-		MaxUs: us(r.Max()), Errors: errs, ErrorTotal: r.ErrorTotal(),
+		MaxUs: us(r.Max()), Errors: errs, ErrorTotal: r.ErrorTotal(), Reasons: r.Reasons,
 	}
 }

@@ -70,13 +70,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // runner is the state of one Run shared by its workers.
 type runner struct {
-	cfg     Config
-	tokens  []frame.Token // direct preambles, by shard
-	tls     *tls.Config
-	dialer  net.Dialer
-	ctx     context.Context // done when the run stops
-	cancel  context.CancelFunc
-	workers []*worker
+	cfg      Config
+	tokens   []frame.Token // direct preambles, by shard
+	tls      *tls.Config
+	dialer   net.Dialer
+	ctx      context.Context // done when the run stops
+	cancel   context.CancelFunc
+	workers  []*worker
+	reasons  reasons      // the first error of each kind, as text
+	errCount atomic.Int64 // errors counted, for cfg.MaxErrors
 
 	measuring atomic.Bool
 	completed atomic.Int64 // counted requests, when cfg.Requests is set
@@ -185,6 +187,14 @@ func (r *runner) result() *Result {
 			}
 		}
 	}
+	for i := range r.reasons {
+		if p := r.reasons[i].Load(); p != nil && res.Errors[kinds[i]] > 0 {
+			if res.Reasons == nil {
+				res.Reasons = map[string]string{}
+			}
+			res.Reasons[kinds[i]] = *p
+		}
+	}
 	return res
 }
 
@@ -229,12 +239,16 @@ func (w *worker) payload() []byte {
 }
 
 // fail counts an error of kind k, unless the run is stopping (then the
-// error is the stop's doing).
+// error is the stop's doing; a mismatch, bytes that are not the echo,
+// never is).
 func (w *worker) fail(k int) {
-	if w.r.ctx.Err() != nil {
+	if w.r.ctx.Err() != nil && k != kMismatch {
 		return
 	}
 	w.errs[k].Add(1)
+	if m := w.r.cfg.MaxErrors; m > 0 && w.r.errCount.Add(1) == m {
+		w.r.finish()
+	}
 }
 
 // done counts one verified request of latency lat.

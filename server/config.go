@@ -58,8 +58,11 @@ var ErrConfig = errors.New("invalid config")
 // all fields but Logger (each process builds its own, see Serve) and
 // Secret (sent on its own, never logged).
 type Config struct {
-	// Listen are the addresses to accept on: "tcp://HOST:PORT" or
-	// "unix:///path/to/socket". Default: tcp://127.0.0.1:7000.
+	// Listen are the addresses to accept on: "tcp://HOST:PORT" (or
+	// "HOST:PORT"), "tls://HOST:PORT" or "unix:///path/to/socket" (or
+	// "/path/to/socket"), the last with optional socket file options
+	// "?mode=0660&owner=USER&group=GROUP" (see ParseListenURL).
+	// Default: tcp://127.0.0.1:7000.
 	Listen []string `json:"listen"`
 
 	// Workers is the number of worker processes, one shard each.
@@ -245,7 +248,10 @@ func (c *Config) Validate() error {
 	case c.IdleTimeout < 0:
 		return bad("idle timeout %v: want >= 0 (0: off)", c.IdleTimeout)
 	}
-	if anyTLS || len(c.TLS.Certs) > 0 {
+	if !anyTLS && (len(c.TLS.Certs) > 0 || c.TLS.ClientCA != "") {
+		return bad("TLS certificates (--cert, --key, --client-ca) but no tls:// listener: listen on tls://HOST:PORT, or serve plaintext without them")
+	}
+	if anyTLS {
 		if _, err := c.TLS.Build(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
@@ -262,6 +268,10 @@ type ListenAddr struct {
 	// TLS is set for "tls://HOST:PORT": TCP, with TLS terminated by the
 	// worker that accepts (Config.TLS).
 	TLS bool
+	// SocketFile is the mode and owner of a Unix socket file, from
+	// "?mode=&owner=&group=" (unix only). Default: as the process
+	// creates files (umask; its own user and group).
+	SocketFile SocketFileOptions
 }
 
 func (a ListenAddr) String() string {
@@ -272,11 +282,13 @@ func (a ListenAddr) String() string {
 }
 
 // ParseListenURL parses "tcp://HOST:PORT", "tls://HOST:PORT" or
-// "unix:///path".
+// "unix:///path", the last with optional socket file options
+// "?mode=0660&owner=USER&group=GROUP" (see ListenAddr). Without a scheme,
+// "HOST:PORT" means tcp://HOST:PORT and "/path" means unix:///path.
 func ParseListenURL(s string) (ListenAddr, error) {
-	u, err := url.Parse(s)
+	u, err := url.Parse(withListenScheme(s))
 	if err != nil {
-		return ListenAddr{}, fmt.Errorf("listen address %q: %w", s, err)
+		return ListenAddr{}, fmt.Errorf("listen address %q: want %s", s, listenForms)
 	}
 	switch u.Scheme {
 	case "tcp", "tls":
@@ -285,19 +297,23 @@ func ParseListenURL(s string) (ListenAddr, error) {
 		}
 		host, port, err := net.SplitHostPort(u.Host)
 		if err != nil {
-			return ListenAddr{}, fmt.Errorf("listen address %q: want tcp://HOST:PORT: %v", s, err)
+			return ListenAddr{}, fmt.Errorf("listen address %q: want %s://HOST:PORT: %v", s, u.Scheme, err)
 		}
 		if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && port != "0") {
 			return ListenAddr{}, fmt.Errorf("listen address %q: bad port %q", s, port)
 		}
 		return ListenAddr{Network: "tcp", Address: net.JoinHostPort(host, port), TLS: u.Scheme == "tls"}, nil
 	case "unix":
-		if u.Host != "" || u.Path == "" || u.RawQuery != "" {
+		if u.Host != "" || u.Path == "" {
 			return ListenAddr{}, fmt.Errorf("listen address %q: want unix:///absolute/path", s)
 		}
-		return ListenAddr{Network: "unix", Address: u.Path}, nil
+		a := ListenAddr{Network: "unix", Address: u.Path}
+		if err := a.parseSocketOptions(u.RawQuery); err != nil {
+			return ListenAddr{}, fmt.Errorf("listen address %q: %w", s, err)
+		}
+		return a, nil
 	case "":
-		return ListenAddr{}, fmt.Errorf("listen address %q: want tcp://HOST:PORT, tls://HOST:PORT or unix:///path", s)
+		return ListenAddr{}, fmt.Errorf("listen address %q: want %s", s, listenForms)
 	}
-	return ListenAddr{}, fmt.Errorf("listen address %q: unsupported scheme %q (want tcp, tls or unix)", s, u.Scheme)
+	return ListenAddr{}, fmt.Errorf("listen address %q: unsupported scheme %q (want %s)", s, u.Scheme, listenForms)
 }

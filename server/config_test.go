@@ -54,9 +54,14 @@ func TestValidate(t *testing.T) {
 			c.TLS.Certs = []CertFile{{Cert: "/nonexistent.pem", Key: "/nonexistent.key"}}
 		}, "no such file"},
 		{func(c *Config) {
+			c.Listen = []string{"tls://127.0.0.1:0"}
 			c.TLS.Certs = []CertFile{{Cert: "/nonexistent.pem", Key: "/nonexistent.key"}}
 			c.TLS.MinVersion = "1.0"
 		}, "min version"},
+		{func(c *Config) {
+			c.TLS.Certs = []CertFile{{Cert: "/nonexistent.pem", Key: "/nonexistent.key"}}
+		}, "no tls:// listener"},
+		{func(c *Config) { c.TLS.ClientCA = "/nonexistent.pem" }, "no tls:// listener"},
 	} {
 		c := DefaultConfig()
 		tc.change(&c)
@@ -82,7 +87,7 @@ func TestParseListenURL(t *testing.T) {
 		}
 	}
 	for _, in := range []string{
-		"127.0.0.1:7000", "tcp://127.0.0.1", "tcp://127.0.0.1:99999", "tcp://127.0.0.1:x",
+		"tcp://127.0.0.1", "tcp://127.0.0.1:99999", "tcp://127.0.0.1:x",
 		"tcp://127.0.0.1:1/path", "unix://relative", "unix://", "tls://127.0.0.1", "tls:///path", "tcp://u@h:1",
 	} {
 		if a, err := ParseListenURL(in); err == nil {

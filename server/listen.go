@@ -50,10 +50,31 @@ func bindListener(u string) (*masterListener, error) {
 			return nil, fmt.Errorf("listen %s: %w", u, err)
 		}
 	}
+	if a.SocketFile.isSet() {
+		// Created with no permission, then given its owner and mode.
+		restore := restrictUmask()
+		l, err := lc.Listen(context.Background(), a.Network, a.Address)
+		umask := restore()
+		if err == nil {
+			if err = a.SocketFile.apply(a.Address, umask); err != nil {
+				l.Close() // removes the file
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", u, err)
+		}
+		return finishListener(u, a, l)
+	}
 	l, err := lc.Listen(context.Background(), a.Network, a.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", u, err)
 	}
+	return finishListener(u, a, l)
+}
+
+// finishListener keeps a duplicate of the bound listener l outside the
+// Go poller.
+func finishListener(u string, a ListenAddr, l net.Listener) (*masterListener, error) {
 	if ul, ok := l.(*net.UnixListener); ok {
 		ul.SetUnlinkOnClose(false)
 	}

@@ -42,7 +42,7 @@ func runMaster(cfg Config) error {
 
 	addrs := make([]string, len(lns))
 	for i, ln := range lns {
-		addrs[i] = ln.spec.Network + "://" + ln.spec.Address
+		addrs[i] = ln.displayAddr()
 	}
 	log.Info("master started", "listen", addrs, "workers", cfg.Workers)
 	s := &supervisor{

@@ -38,7 +38,7 @@
 # pinned only, --pin off (or --no-pin) unpinned only. Pinning needs 2 or
 # more CPUs; on 1 CPU every run is unpinned.
 #
-# Runner flags (see `go run ./bench/compare/runner -h`) pass through, e.g.
+# Runner flags (see `cd bench/compare && go run ./runner -h`) pass through, e.g.
 # --runs 5 --duration 10s --rows gnet,subN --workloads pingpong. Rows: gnet,
 # sub1, subN (N workers, --forward handoff), subN-relay (N workers, --forward
 # relay), haproxy, node, std. Workloads: pingpong, pipeline, connect,
@@ -106,8 +106,10 @@ command -v go >/dev/null || { echo "run.sh: Go 1.26 is required (https://go.dev/
 bin="$(mktemp -d)"
 trap 'rm -rf "$bin"' EXIT
 echo "run.sh: building into $bin" >&2
-go build -o "$bin/" ./cmd/subordinate ./bench/compare/gnetecho ./bench/compare/stdecho \
-	./bench/compare/idleconns ./bench/compare/runner ./bench/compare/chart
+go build -o "$bin/" ./cmd/subordinate
+# The rig is a module of its own (bench/compare/go.mod), built against this
+# checkout's Subordinate.
+(cd bench/compare && go build -o "$bin/" ./gnetecho ./stdecho ./idleconns ./runner ./chart)
 
 # --- limits and pinning --------------------------------------------------------
 # 10 000 idle connections need that many descriptors in the client and in

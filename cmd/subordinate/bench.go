@@ -53,19 +53,17 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		serverName = fs.String("tls-server-name", "", "with --tls, the name to verify (default: the host of --addr)")
 		linger0    = fs.Bool("linger0", false, "close connections with a reset (SO_LINGER 0): no TIME_WAIT in connect mode")
 		timeout    = fs.Duration("timeout", def.Timeout, "bound on each dial, handshake and request")
+		maxErrors  = fs.Int64("max-errors", 0, "stop the run after this many errors (0: never), to see at once why a server fails")
 		asJSON     = fs.Bool("json", false, "print the result as one JSON object, the last line of stdout")
 	)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: subordinate bench [flags]")
-		fmt.Fprintln(stderr, "\nDrives closed-loop echo load against --addr and measures it.")
-		fmt.Fprintln(stderr)
+		fmt.Fprintln(fs.Output(), "usage: subordinate bench [flags]")
+		fmt.Fprintln(fs.Output(), "\nDrives closed-loop echo load against --addr and measures it.")
+		fmt.Fprintln(fs.Output())
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags("bench", fs, args, stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "subordinate bench: unexpected argument %q\n", fs.Arg(0))
@@ -74,7 +72,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	cfg := bench.Config{
 		Addr: *addr, Conns: *conns, Requests: *requests, Warmup: *warmup,
 		Size: *size, Keys: *keys, ZipfS: *zipfS, Seed: *seed, Shards: *shards,
-		Depth: *depth, Linger0: *linger0, Timeout: *timeout,
+		Depth: *depth, Linger0: *linger0, Timeout: *timeout, MaxErrors: *maxErrors,
 	}
 	if *requests == 0 {
 		cfg.Duration = *duration
@@ -134,6 +132,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		printSummary(stdout, cfg.Addr, rep)
 	}
 	if rep.Requests == 0 {
+		explainNothing(stderr, cfg.Addr, cfg.TLS != nil, rep)
 		return 1
 	}
 	return 0
@@ -155,6 +154,7 @@ func printSummary(w io.Writer, addr string, r bench.Report) {
 		fmt.Fprintf(w, " %s %d", k, r.Errors[k])
 	}
 	fmt.Fprintln(w)
+	printReasons(w, r)
 }
 
 func sortedKeys(m map[string]int64) []string {

@@ -1,8 +1,8 @@
 // Command subordinate runs a Subordinate sharding server and its tools.
 //
-//	subordinate serve [flags]          run the master and its workers
-//	subordinate owner --workers N KEY  print the shard that owns each key
-//	subordinate bench [flags]          drive load against a server
+//	subordinate serve [flags]               run the master and its workers
+//	subordinate owner [--workers N] KEY...  print the shard that owns each key
+//	subordinate bench [flags]               drive load against a server
 //
 // Run "subordinate COMMAND -h" for the flags of one command.
 package main
@@ -30,11 +30,12 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout) // help asked for is output
 		return 0
 	}
 	c, ok := commands[args[0]]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/subordinate/subordinate/frame"
 	"github.com/subordinate/subordinate/shard"
@@ -20,36 +21,38 @@ func init() {
 // tests can replace it.
 var ownerStdin io.Reader = os.Stdin
 
-// runOwner implements "subordinate owner --workers N [--hex] [KEY...]":
+// runOwner implements "subordinate owner [--workers N] [--hex] [KEY...]":
 // one line per key, KEY<TAB>SHARD, in the order given. With no KEY
 // arguments it reads keys from standard input, one per line (a CR before
 // the LF is dropped, as in the line preamble). With --hex, keys are given
 // in hex, for keys with bytes a shell cannot pass; they are printed as
-// given.
+// given. Without --workers it uses serve's default, one worker per CPU,
+// and says so on stderr (stdout stays KEY<TAB>SHARD lines).
 func runOwner(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("owner", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	workers := fs.Int("workers", 0, "number of workers (shards), `N` >= 1 (required)")
+	workers := fs.Int("workers", runtime.NumCPU(), "number of workers (shards), `N` >= 1, as given to serve (default: one per CPU, as serve)")
 	isHex := fs.Bool("hex", false, "keys are given in hex")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: subordinate owner --workers N [--hex] [KEY...]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Prints KEY<TAB>SHARD for each key: the shard, 0 to N-1, that owns it")
-		fmt.Fprintln(stderr, "(jump consistent hash of xxh3, docs/PROTOCOL.md section 5). With no KEY,")
-		fmt.Fprintln(stderr, "reads keys from standard input, one per line.")
-		fmt.Fprintln(stderr)
+		fmt.Fprintln(fs.Output(), "usage: subordinate owner [--workers N] [--hex] [KEY...]")
+		fmt.Fprintln(fs.Output())
+		fmt.Fprintln(fs.Output(), "Prints KEY<TAB>SHARD for each key: the shard, 0 to N-1, that owns it")
+		fmt.Fprintln(fs.Output(), "(jump consistent hash of xxh3, docs/PROTOCOL.md section 5). With no KEY,")
+		fmt.Fprintln(fs.Output(), "reads keys from standard input, one per line. The shard depends on the number")
+		fmt.Fprintln(fs.Output(), "of workers: give the server's --workers.")
+		fmt.Fprintln(fs.Output())
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags("owner", fs, args, stdout, stderr); done {
+		return code
 	}
 	if *workers < 1 || *workers > shard.MaxShards {
 		fmt.Fprintf(stderr, "subordinate owner: --workers must be 1 to %d, not %d\n", shard.MaxShards, *workers)
 		fs.Usage()
 		return 2
+	}
+	if !flagGiven(fs, "workers") {
+		fmt.Fprintf(stderr, "subordinate owner: %d workers, one per CPU as serve's default; give --workers N for a server with another count\n", *workers)
 	}
 	out := bufio.NewWriter(stdout)
 	one := func(arg string) error {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,12 +24,12 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
-func runServe(args []string, _, stderr io.Writer) int {
+func runServe(args []string, stdout, stderr io.Writer) int {
 	def := server.DefaultConfig()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var listen listFlag
-	fs.Var(&listen, "listen", "address to accept on, tcp://HOST:PORT, tls://HOST:PORT or unix:///path (repeatable; default "+server.DefaultListen+")")
+	fs.Var(&listen, "listen", "address to accept on: tcp://HOST:PORT (or HOST:PORT), tls://HOST:PORT, or unix:///path with optional ?mode=0660&owner=USER&group=GROUP (repeatable; default "+server.DefaultListen+")")
 	workers := fs.Int("workers", def.Workers, "number of worker processes (shards)")
 	frame := fs.String("frame", def.Frame, "key framing: line or binary")
 	forward := fs.String("forward", def.Forward, "how a plain connection reaches its owner: handoff (pass the socket) or relay (copy over the mesh)")
@@ -50,23 +49,20 @@ func runServe(args []string, _, stderr io.Writer) int {
 	clientCA := fs.String("client-ca", "", "PEM CA file: require and verify client certificates (mutual TLS)")
 	alpn := fs.String("alpn", "", "comma-separated ALPN protocols to offer, in order of preference")
 	tlsMin := fs.String("tls-min-version", "1.2", "oldest TLS version accepted: 1.2 or 1.3")
-	upstream := fs.String("upstream", "", "proxy handler: each shard's upstream, e.g. tcp://127.0.0.1:{9000+shard} or unix:///run/app/{shard}.sock")
+	upstream := fs.String("upstream", "", "proxy handler: each shard's upstream, e.g. tcp://127.0.0.1:{9000+shard} (or 127.0.0.1:{9000+shard}) or unix:///run/app/{shard}.sock")
 	upstreamPP := fs.Bool("upstream-proxy-protocol", false, "proxy handler: start each upstream connection with a PROXY protocol v2 header")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: subordinate serve [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Runs the master, which binds the listeners and supervises one worker process")
-		fmt.Fprintln(stderr, "per shard. SIGTERM or SIGINT drains (a second one stops at once). See docs/PROCESSES.md.")
-		fmt.Fprintln(stderr)
+		fmt.Fprintln(fs.Output(), "usage: subordinate serve [flags]")
+		fmt.Fprintln(fs.Output())
+		fmt.Fprintln(fs.Output(), "Runs the master, which binds the listeners and supervises one worker process")
+		fmt.Fprintln(fs.Output(), "per shard. SIGTERM or SIGINT drains (a second one stops at once). See docs/PROCESSES.md.")
+		fmt.Fprintln(fs.Output())
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags("serve", fs, args, stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "subordinate serve: unexpected argument %q\n", fs.Arg(0))

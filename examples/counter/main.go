@@ -8,7 +8,7 @@
 //	get    answers the value
 //
 //	go run ./examples/counter --listen tcp://127.0.0.1:7100 --workers 4
-//	printf 'visits\nincr\nincr\nget\n' | nc 127.0.0.1 7100
+//	printf 'visits\nincr\nincr\nget\n' | nc -N 127.0.0.1 7100   # or ncat; traditional nc: -q 1
 //
 // The master re-executes this program as each worker, with the same
 // arguments, so main reaches server.Serve the same way in every process.

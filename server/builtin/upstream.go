@@ -2,6 +2,7 @@ package builtin
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 //
 //	tcp://127.0.0.1:{9000+shard}   shard 3 → tcp 127.0.0.1:9003
 //	unix:///run/app/{shard}.sock    shard 3 → unix /run/app/3.sock
+//	127.0.0.1:{9000+shard}         shard 3 → tcp 127.0.0.1:9003 (no scheme: tcp)
 //
 // A placeholder is {shard}, {shard+N} or {N+shard} with N a decimal
 // integer; there may be several. Nothing else may be in braces.
@@ -62,13 +64,13 @@ func (u *Upstream) Expand(shard int) (network, address string, err error) {
 		n, _ := offset(m[1 : len(m)-1])
 		return strconv.Itoa(n + shard)
 	})
-	p, err := url.Parse(s)
+	p, err := url.Parse(upstreamScheme(s))
 	if err != nil {
-		return "", "", fmt.Errorf("upstream %q: %w", s, err)
+		return "", "", fmt.Errorf("upstream %q: want tcp://HOST:PORT, unix:///path or HOST:PORT", s)
 	}
 	switch p.Scheme {
 	case "tcp":
-		if p.Host == "" || p.Path != "" {
+		if _, _, err := net.SplitHostPort(p.Host); err != nil || p.Path != "" || p.RawQuery != "" {
 			return "", "", fmt.Errorf("upstream %q: want tcp://HOST:PORT", s)
 		}
 		return "tcp", p.Host, nil
@@ -78,7 +80,19 @@ func (u *Upstream) Expand(shard int) (network, address string, err error) {
 		}
 		return "unix", p.Path, nil
 	}
-	return "", "", fmt.Errorf("upstream %q: want a tcp:// or unix:// address", s)
+	return "", "", fmt.Errorf("upstream %q: want tcp://HOST:PORT, unix:///path or HOST:PORT", s)
+}
+
+// upstreamScheme gives an address without a scheme its implied one, as
+// for --listen: "/path" is a Unix socket, HOST:PORT TCP.
+func upstreamScheme(s string) string {
+	if s == "" || strings.Contains(s, "://") {
+		return s
+	}
+	if strings.HasPrefix(s, "/") {
+		return "unix://" + s
+	}
+	return "tcp://" + s
 }
 
 // String returns the template.

@@ -35,7 +35,7 @@ func peerBins(t *testing.T) string {
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", buildDir+"/",
-			"../gnetecho", "../stdecho", "../idleconns", "../../../cmd/subordinate")
+			"../gnetecho", "../stdecho", "../idleconns", "github.com/subordinate/subordinate/cmd/subordinate")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v: %s", err, out)

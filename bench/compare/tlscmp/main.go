@@ -10,7 +10,7 @@
 // which on a 2-core machine (the client takes about half) is the fairer
 // comparison.
 //
-//	go run ./bench/compare/tlscmp -runs 5 -duration 5s
+//	cd bench/compare && go run ./tlscmp -runs 5 -duration 5s
 package main
 
 import (
@@ -53,8 +53,10 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	cert, key, pool := makeCert(dir)
-	sub := build(dir, "./cmd/subordinate")
-	std := build(dir, "./bench/compare/stdecho")
+	// Import paths, not directories: this runs in the nested module
+	// bench/compare, which builds the Subordinate of this checkout.
+	sub := build(dir, "github.com/subordinate/subordinate/cmd/subordinate")
+	std := build(dir, "github.com/subordinate/subordinate/bench/compare/stdecho")
 
 	type server struct {
 		name string
