@@ -87,6 +87,11 @@ type routed struct {
 	// for their result (handoff.go).
 	adoptions chan adoption
 
+	// lstats are the loop's counters (loop only), gstats those kept off
+	// the loop too (atomics): stats.go.
+	lstats loopStats
+	gstats goStats
+
 	// Loop only.
 	offLoop  map[*Conn]struct{} // open Conns not backed by a gnet connection
 	conns    int                // Conns made and not yet closed or dropped
@@ -396,7 +401,9 @@ func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if a, ok := gc.Context().(*arrival); ok {
 		return r.openArrival(gc, a)
 	}
+	r.lstats.accepted++
 	if r.refuse {
+		r.countRefusal("server is draining")
 		return frame.AppendError(nil, "server is draining"), gnet.Close
 	}
 	tlsConn := r.tlsConfig != nil && r.isTLS(gc)
@@ -460,11 +467,13 @@ func (r *routed) data(c *Conn) gnet.Action {
 		return gnet.None
 	}
 	c.active = r.clock
+	r.countIn(c)
 	if len(c.pre) > 0 && c.gc.InboundBuffered() > 0 {
 		// Bytes the accepting worker read come first: the new ones
 		// queue behind them until the handler has consumed them.
 		b, _ := c.gc.Next(-1)
 		c.pre = append(c.pre, b...)
+		c.inSeen = 0
 	}
 	r.call(c, "OnData", Handler.OnData)
 	if !c.closing && c.gc != nil && c.Buffered() > r.limit {
@@ -484,6 +493,7 @@ func (r *routed) refuseConn(gc gnet.Conn, reason string) gnet.Action {
 // logRefusal logs one refused connection, rate-limited per reason
 // (ratelog.go), from the loop or any goroutine.
 func (r *routed) logRefusal(remote net.Addr, reason string) {
+	r.countRefusal(reason)
 	r.refusals.Info("refused a connection", "reason", reason, "remote", remote)
 }
 
