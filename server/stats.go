@@ -197,10 +197,9 @@ func (r *routed) stats(ctx context.Context) workerStats {
 		case <-ctx.Done():
 		}
 	}
-	if s.Forwarded == nil {
-		s.Forwarded = map[string]uint64{howNames[howRelay]: 0}
+	if s.Forwarded != nil {
+		s.Forwarded[howNames[howRelay]] += r.gstats.forwardedTLS.Load()
 	}
-	s.Forwarded[howNames[howRelay]] += r.gstats.forwardedTLS.Load()
 	s.Refused = make(map[string]uint64, numRefusal)
 	for i := range r.gstats.refused {
 		s.Refused[refusalNames[i]] += r.gstats.refused[i].Load()

@@ -42,6 +42,7 @@ type supervisor struct {
 	exe     *masterBinary // what a worker runs: the master's own binary
 	args    []string
 	log     *slog.Logger
+	admin   *adminServer // nil without Config.Admin
 
 	spawn   *spawner
 	workers []*workerProc
@@ -73,6 +74,9 @@ type workerProc struct {
 	ready    time.Time // zero until the worker said ready
 	failures int       // consecutive failures
 	restart  *time.Timer
+	// everReady: a worker of this shard has been ready since the master
+	// started (the admin endpoint's readiness).
+	everReady bool
 }
 
 type eventKind int
@@ -127,6 +131,8 @@ func (s *supervisor) run() error {
 			s.signal(sig)
 		case ev := <-s.events:
 			s.handle(ev)
+		case req := <-s.admin.requests():
+			req.reply <- s.adminView(req.id)
 		case <-s.kill:
 			s.kill = nil
 			for _, w := range s.workers {
@@ -225,6 +231,7 @@ func (s *supervisor) handle(ev event) {
 	switch ev.kind {
 	case evReady:
 		w.ready = time.Now()
+		w.everReady = true
 		s.log.Info("worker ready", "shard", w.index, "worker_pid", w.pid, "after", w.ready.Sub(w.started).Round(time.Millisecond))
 	case evRestart:
 		w.restart = nil
@@ -436,6 +443,10 @@ func (s *supervisor) start(i int) error {
 				return // EOF when the worker exits; Wait reports it
 			}
 			ctl.CloseFDs(m)
+			if m.Type == ctl.TypeStats && !first {
+				s.admin.deliver(i, m.Stats) // an answer for the admin endpoint
+				continue
+			}
 			if first && !s.acceptWorker(log, cmd, m) {
 				rejected = true // it exits (refused) or is killed
 			}
