@@ -82,28 +82,33 @@ var refusalNames = [numRefusal]string{
 }
 
 // refusalKind classifies the reason a refusal gives its client (the text
-// of its -ERR line, as logged in "refused a connection").
+// of its -ERR line, as logged in "refused a connection"; the detail after
+// a colon, as in "key too long: longer than 1024 bytes", does not count).
 func refusalKind(reason string) int {
-	switch {
-	case reason == "preamble timeout":
+	if i := strings.IndexByte(reason, ':'); i >= 0 {
+		reason = reason[:i]
+	}
+	switch reason {
+	case "preamble timeout":
 		return refPreambleTimeout
-	case reason == "key too long":
+	case "key too long":
 		return refKeyTooLong
-	case reason == "server busy":
+	case "server busy":
 		return refBusy
-	case reason == "server is draining":
+	case "server is draining":
 		return refDraining
-	case reason == "connection closed before its key":
+	case "connection closed before its key":
 		return refClosedBeforeKey
-	case reason == "internal error":
+	case "internal error":
 		return refInternal
-	case strings.HasPrefix(reason, "shard ") && strings.HasSuffix(reason, " unavailable"):
-		return refOwnerUnavailable
-	case strings.HasPrefix(reason, "direct preamble refused"), strings.HasPrefix(reason, "direct preambles are disabled"):
-		return refDirectRefused
-	case reason == "empty key", strings.HasPrefix(reason, "keys may not start"),
-		strings.HasPrefix(reason, "unknown binary preamble kind"), strings.HasPrefix(reason, "malformed direct preamble"):
+	case "empty key", "keys may not start with '!' in the line encoding",
+		"unknown binary preamble kind (bad magic byte)", "malformed direct preamble":
 		return refBadPreamble
+	case "direct preamble refused", "direct preambles are disabled on this server":
+		return refDirectRefused
+	}
+	if strings.HasPrefix(reason, "shard ") && strings.HasSuffix(reason, " unavailable") {
+		return refOwnerUnavailable
 	}
 	return refOther
 }
