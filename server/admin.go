@@ -93,6 +93,7 @@ type workerView struct {
 	// State is starting, running, draining, restarting (waiting for its
 	// restart) or exited.
 	State    string
+	Up       bool // alive and ready
 	Restarts int
 	Started  time.Time // of the process alive, if any
 	Asked    bool      // a stats request was sent to it
@@ -285,8 +286,8 @@ func (s *supervisor) adminView(id uint64) adminView {
 		v.State = "stopping"
 	}
 	for _, w := range s.workers {
-		wv := workerView{Shard: w.index, Restarts: max(w.gen-1, 0)}
 		up := w.alive && !w.ready.IsZero()
+		wv := workerView{Shard: w.index, Up: up, Restarts: max(w.gen-1, 0)}
 		switch {
 		case up && s.state == running:
 			wv.State = "running"
@@ -355,7 +356,7 @@ func (a *adminServer) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	var down []string
 	for _, wv := range view.Workers {
-		if wv.State != "running" && wv.State != "draining" && wv.State != "stopping" || wv.Pid == 0 {
+		if !wv.Up {
 			down = append(down, fmt.Sprintf("shard %d %s", wv.Shard, wv.State))
 		}
 	}

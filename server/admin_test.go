@@ -166,7 +166,7 @@ func TestAdminEndpoint(t *testing.T) {
 	base := "http://" + a.ln.Addr().String()
 
 	view := adminView{State: "running", Ready: true, Healthy: true, Workers: []workerView{
-		{Shard: 0, Pid: 100, State: "running"}, {Shard: 1, Pid: 101, State: "running"},
+		{Shard: 0, Pid: 100, State: "running", Up: true}, {Shard: 1, Pid: 101, State: "running", Up: true},
 	}}
 	stop := make(chan struct{})
 	defer close(stop)
@@ -232,7 +232,7 @@ func TestAdminEndpoint(t *testing.T) {
 
 	// A worker restarting, then a drain.
 	v := view
-	v.Healthy, v.Workers = false, []workerView{{Shard: 0, Pid: 100, State: "running"}, {Shard: 1, State: "restarting"}}
+	v.Healthy, v.Workers = false, []workerView{{Shard: 0, Pid: 100, State: "running", Up: true}, {Shard: 1, State: "restarting"}}
 	setView <- v
 	if code, body := get("/healthz"); code != 503 || !strings.Contains(body, "shard 1 restarting") {
 		t.Errorf("/healthz with a worker down: %d %q", code, body)
