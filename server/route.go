@@ -63,7 +63,8 @@ type routed struct {
 	// panics counts the panics of handler code recovered since the shard
 	// started: in a Handler method (its connection was closed) or in a
 	// function queued with Shard.Run or Shard.AfterFunc. Read it from any
-	// goroutine; a later issue exports it as a metric.
+	// goroutine; the admin endpoint exports it
+	// (subordinate_handler_panics_total).
 	panics atomic.Uint64
 
 	// pending counts what a drain waits for (see hold); drainAsked is set
@@ -79,7 +80,9 @@ type routed struct {
 	socks    atomic.Int64
 	// busy counts the connections refused because the worker was full;
 	// idleClosed those closed by their idle timeout. Read them from any
-	// goroutine; a later issue exports them as metrics.
+	// goroutine. The admin endpoint exports idleClosed
+	// (subordinate_idle_closed_total); busy refusals are counted there
+	// with the others (countRefusal).
 	busy       atomic.Uint64
 	idleClosed atomic.Uint64
 
