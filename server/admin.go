@@ -150,7 +150,7 @@ func listenAdmin(cfg *Config, log *slog.Logger, listen []string) (*adminServer, 
 	}
 	addr := ln.Addr().String()
 	log.Info("admin listening", "addr", addr, "pprof", a.pprof)
-	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+	if !isLoopback(ln.Addr()) {
 		log.Warn("the admin endpoint listens on a non-loopback address: whoever reaches it sees the server's figures"+
 			" (and, with --admin-pprof, can profile the master); keep it on loopback or a private network", "addr", addr)
 	}
@@ -472,4 +472,11 @@ func validAdmin(addr string) error {
 		return fmt.Errorf("admin address %q: bad port %q", addr, port)
 	}
 	return nil
+}
+
+// isLoopback reports whether a is a loopback TCP address (an unspecified
+// one, 0.0.0.0 or ::, is every address: not loopback).
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -274,5 +275,22 @@ func TestValidAdmin(t *testing.T) {
 	cfg.AdminPprof = true
 	if err := cfg.Validate(); err == nil {
 		t.Error("AdminPprof without Admin: valid")
+	}
+}
+
+// TestIsLoopback: only loopback addresses are quiet; the unspecified ones
+// listen everywhere.
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9090": true, "127.1.2.3:9090": true, "[::1]:9090": true,
+		"0.0.0.0:9090": false, "[::]:9090": false, "10.0.0.1:9090": false, "192.168.1.2:9090": false,
+	} {
+		ta, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := isLoopback(ta); got != want {
+			t.Errorf("isLoopback(%s) = %v", addr, got)
+		}
 	}
 }
