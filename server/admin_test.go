@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,6 +157,7 @@ func TestStatusOf(t *testing.T) {
 // that never replies is down once the wait is over, and /healthz,
 // /readyz and /status follow the view.
 func TestAdminEndpoint(t *testing.T) {
+	before := goroutines()
 	cfg := DefaultConfig()
 	cfg.Admin = "127.0.0.1:0"
 	a, err := listenAdmin(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), []string{"tcp://127.0.0.1:7000"})
@@ -170,7 +172,8 @@ func TestAdminEndpoint(t *testing.T) {
 		{Shard: 0, Pid: 100, State: "running", Up: true}, {Shard: 1, Pid: 101, State: "running", Up: true},
 	}}
 	stop := make(chan struct{})
-	defer close(stop)
+	var stopOnce sync.Once
+	defer stopOnce.Do(func() { close(stop) })
 	setView := make(chan adminView)
 	go func() { // the supervisor: shard 0 answers, shard 1 never does
 		for {
@@ -255,9 +258,17 @@ func TestAdminEndpoint(t *testing.T) {
 		}
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if len(a.waits) != 0 {
 		t.Errorf("%d stats requests still registered", len(a.waits))
+	}
+	a.mu.Unlock()
+
+	// Closed, the endpoint leaves no goroutine behind.
+	stopOnce.Do(func() { close(stop) })
+	a.close()
+	http.DefaultClient.CloseIdleConnections()
+	if extra := newGoroutines(before, bound); len(extra) > 0 {
+		t.Errorf("goroutines left behind:\n%s", strings.Join(extra, "\n\n"))
 	}
 }
 
