@@ -167,6 +167,17 @@ type Config struct {
 	// ErrHandlerPanic) and the shard serves on. Default: false.
 	CrashOnPanic bool `json:"crash_on_panic,omitempty"`
 
+	// Admin is the address ("HOST:PORT") of the master's HTTP admin
+	// endpoint: /metrics (Prometheus), /healthz, /readyz and /status
+	// (docs/METRICS.md). It belongs on a loopback or private address; a
+	// non-loopback one is allowed and logged as a warning. Empty: no
+	// admin endpoint. Default: "" (off).
+	Admin string `json:"admin,omitempty"`
+
+	// AdminPprof serves the master's net/http/pprof profiles under
+	// /debug/pprof/ on the admin endpoint. Default: false.
+	AdminPprof bool `json:"admin_pprof,omitempty"`
+
 	// TLS configures the tls:// listeners: certificates, client
 	// certificate verification, ALPN. See TLSConfig.
 	TLS TLSConfig `json:"tls"`
@@ -247,6 +258,13 @@ func (c *Config) Validate() error {
 		return bad("keepalive %v: want >= 1s, or < 0 to disable", c.KeepAlive)
 	case c.IdleTimeout < 0:
 		return bad("idle timeout %v: want >= 0 (0: off)", c.IdleTimeout)
+	case c.AdminPprof && c.Admin == "":
+		return bad("admin pprof without an admin address")
+	}
+	if c.Admin != "" {
+		if err := validAdmin(c.Admin); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	if !anyTLS && (len(c.TLS.Certs) > 0 || c.TLS.ClientCA != "") {
 		return bad("TLS certificates (--cert, --key, --client-ca) but no tls:// listener: listen on tls://HOST:PORT, or serve plaintext without them")

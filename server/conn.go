@@ -63,6 +63,7 @@ type Conn struct {
 	eof      bool  // the client shut down its write side
 	abortErr error // why the runtime closed a local connection
 
+	inSeen      int           // bytes in gnet's buffer already counted in (stats.go)
 	sock        bool          // holds a client socket off gnet, counted in routed.socks
 	idleTimeout time.Duration // 0: none
 	active      time.Duration // the sweep clock when the last byte came (limits.go)
@@ -155,7 +156,9 @@ func (c *Conn) Next(n int) ([]byte, error) {
 		}
 		return b, err
 	case c.gc != nil:
-		return c.gc.Next(n)
+		b, err := c.gc.Next(n)
+		c.consumed(len(b))
+		return b, err
 	case c.st != nil:
 		b, err := c.st.peek(n)
 		if err == nil {
@@ -178,7 +181,9 @@ func (c *Conn) Discard(n int) (int, error) {
 		c.consumePre(n)
 		return n, nil
 	case c.gc != nil:
-		return c.gc.Discard(n)
+		n, err := c.gc.Discard(n)
+		c.consumed(n)
+		return n, err
 	case c.st != nil:
 		return c.st.discard(n), nil
 	}
@@ -231,6 +236,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	switch {
 	case c.gc != nil:
 		n, err := c.gc.Write(p)
+		c.rt.lstats.bytesOut += uint64(n)
 		if err != nil {
 			return n, err
 		}

@@ -25,8 +25,10 @@ func (r *routed) dispatch(gc gnet.Conn, pc *pconn) gnet.Action {
 	}
 	pc.detached = true // gnet closes its descriptor; the owner has the socket
 	if r.links != nil && gc.InboundBuffered() <= frame.MaxHandoffEarly {
+		r.lstats.forwarded[howHandoff]++
 		return r.handOff(gc, key, owner)
 	}
+	r.lstats.forwarded[howRelay]++
 	return r.relay(gc, key, owner)
 }
 
@@ -78,6 +80,7 @@ func (r *routed) open(c *Conn) {
 	if c.idleTimeout > 0 {
 		r.watchIdle(c)
 	}
+	r.countOpen(c)
 	c.opening = true
 	r.call(c, "OnOpen", Handler.OnOpen)
 	c.opening = false

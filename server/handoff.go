@@ -82,6 +82,7 @@ func (r *routed) handOffLater(fd int, msg []byte, owner int) {
 			reason = "server busy" // the owner is up and does not keep up
 		}
 		r.log.Warn("cannot hand off a connection", "owner", owner, "reason", reason, "err", err)
+		r.countRefusal(reason)
 		replyFD(fd, reason)
 		return
 	}
@@ -169,6 +170,7 @@ func (r *routed) arrive(peer int, b []byte, fd int) {
 	}
 	if err != nil {
 		r.log.Error("refused a hand-off", "peer", peer, "err", err)
+		r.gstats.refused[refInternal].Add(1)
 		replyFD(fd, "internal error")
 		unix.Close(fd)
 		return
@@ -185,6 +187,7 @@ func (r *routed) arrive(peer int, b []byte, fd int) {
 	nc, err := net.FileConn(f)
 	if err != nil {
 		r.log.Warn("cannot adopt a handed-off connection", "peer", peer, "err", err)
+		r.gstats.refused[refBusy].Add(1)
 		replyFD(fd, "server busy")
 		f.Close()
 		return
@@ -204,6 +207,7 @@ func (r *routed) arrive(peer int, b []byte, fd int) {
 	res, err := r.eng.Gnet().Register(ctx)
 	if err != nil {
 		r.log.Warn("cannot adopt a handed-off connection", "peer", peer, "err", err)
+		r.gstats.refused[refBusy].Add(1)
 		r.replyError(nc, "server busy")
 		r.release()
 		return

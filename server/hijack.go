@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrHijack is returned by Conn.Hijack outside OnOpen.
@@ -60,15 +61,27 @@ type hijacked struct {
 	prefix []byte
 	c      *Conn
 	once   sync.Once
+	// in and out count the bytes read and written through it (the
+	// shard's totals get them when it closes: stats.go). Per connection,
+	// so the relay goroutines of different connections share nothing.
+	in, out atomic.Uint64
 }
 
 func (h *hijacked) Read(p []byte) (int, error) {
 	if len(h.prefix) > 0 {
 		n := copy(p, h.prefix)
 		h.prefix = h.prefix[n:]
-		return n, nil
+		return n, nil // counted when the Conn opened
 	}
-	return h.Conn.Read(p)
+	n, err := h.Conn.Read(p)
+	h.in.Add(uint64(n))
+	return n, err
+}
+
+func (h *hijacked) Write(p []byte) (int, error) {
+	n, err := h.Conn.Write(p)
+	h.out.Add(uint64(n))
+	return n, err
 }
 
 // CloseWrite half-closes the connection.

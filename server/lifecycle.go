@@ -9,6 +9,7 @@ func (r *routed) closed(c *Conn, err error) {
 	delete(r.offLoop, c)
 	delete(r.idleConns, c)
 	r.conns--
+	r.countHijacked(c)
 	r.callClose(c, err)
 	r.unsock(c)
 	r.release()

@@ -64,7 +64,7 @@ func maxConns(cfg *Config) int {
 
 // Busy returns the number of connections refused with "server busy"
 // because the worker held MaxConns connections, since the shard started.
-// A later metrics issue exports it.
+// The admin endpoint counts them in subordinate_refused_total{reason="busy"}.
 func (r *routed) Busy() uint64 { return r.busy.Load() }
 
 // full reports whether the worker holds as many client sockets as it may

@@ -44,6 +44,14 @@ func runMaster(cfg Config) error {
 	for i, ln := range lns {
 		addrs[i] = ln.displayAddr()
 	}
+	var admin *adminServer
+	if cfg.Admin != "" {
+		if admin, err = listenAdmin(&cfg, log, addrs); err != nil {
+			return err
+		}
+		defer admin.close()
+		go admin.serve()
+	}
 	log.Info("master started", "listen", addrs, "workers", cfg.Workers)
 	s := &supervisor{
 		cfg:     cfg,
@@ -53,6 +61,8 @@ func runMaster(cfg Config) error {
 		exe:     exe,
 		args:    os.Args,
 		log:     log,
+		admin:   admin,
 	}
+	defer admin.stopped() // before close: handlers waiting on the supervisor answer 503
 	return s.run()
 }

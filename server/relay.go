@@ -73,6 +73,7 @@ func (r *routed) forwardConn(client net.Conn, key []byte, owner int, early []byt
 	cancel()
 	if err != nil {
 		r.log.Warn("owner unavailable", "owner", owner, "remote", client.RemoteAddr(), "err", err)
+		r.gstats.refused[refOwnerUnavailable].Add(1)
 		r.replyError(client, fmt.Sprintf("shard %d unavailable", owner))
 		return
 	}
@@ -102,6 +103,7 @@ func (r *routed) forwardConn(client net.Conn, key []byte, owner int, early []byt
 	if err != nil {
 		r.log.Warn("cannot forward a connection", "owner", owner, "err", err)
 		st.Close()
+		r.gstats.refused[refOwnerUnavailable].Add(1)
 		r.replyError(client, fmt.Sprintf("shard %d unavailable", owner))
 		return
 	}

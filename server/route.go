@@ -63,7 +63,8 @@ type routed struct {
 	// panics counts the panics of handler code recovered since the shard
 	// started: in a Handler method (its connection was closed) or in a
 	// function queued with Shard.Run or Shard.AfterFunc. Read it from any
-	// goroutine; a later issue exports it as a metric.
+	// goroutine; the admin endpoint exports it
+	// (subordinate_handler_panics_total).
 	panics atomic.Uint64
 
 	// pending counts what a drain waits for (see hold); drainAsked is set
@@ -79,7 +80,9 @@ type routed struct {
 	socks    atomic.Int64
 	// busy counts the connections refused because the worker was full;
 	// idleClosed those closed by their idle timeout. Read them from any
-	// goroutine; a later issue exports them as metrics.
+	// goroutine. The admin endpoint exports idleClosed
+	// (subordinate_idle_closed_total); busy refusals are counted there
+	// with the others (countRefusal).
 	busy       atomic.Uint64
 	idleClosed atomic.Uint64
 
@@ -90,6 +93,11 @@ type routed struct {
 	// adoptions are the hand-offs being registered with gnet, waiting
 	// for their result (handoff.go).
 	adoptions chan adoption
+
+	// lstats are the loop's counters (loop only), gstats those kept off
+	// the loop too (atomics): stats.go.
+	lstats loopStats
+	gstats goStats
 
 	// Loop only.
 	offLoop  map[*Conn]struct{} // open Conns not backed by a gnet connection
@@ -402,7 +410,9 @@ func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if a, ok := gc.Context().(*arrival); ok {
 		return r.openArrival(gc, a, short)
 	}
+	r.lstats.accepted++
 	if r.refuse {
+		r.countRefusal("server is draining")
 		return frame.AppendError(nil, "server is draining"), gnet.Close
 	}
 	tlsConn := r.tlsConfig != nil && r.isTLS(gc)
@@ -466,11 +476,13 @@ func (r *routed) data(c *Conn) gnet.Action {
 		return gnet.None
 	}
 	c.active = r.clock
+	r.countIn(c)
 	if len(c.pre) > 0 && c.gc.InboundBuffered() > 0 {
 		// Bytes the accepting worker read come first: the new ones
 		// queue behind them until the handler has consumed them.
 		b, _ := c.gc.Next(-1)
 		c.pre = append(c.pre, b...)
+		c.inSeen = 0
 	}
 	r.call(c, "OnData", Handler.OnData)
 	if !c.closing && c.gc != nil && c.Buffered() > r.limit {
@@ -490,6 +502,7 @@ func (r *routed) refuseConn(gc gnet.Conn, reason string) gnet.Action {
 // logRefusal logs one refused connection, rate-limited per reason
 // (ratelog.go), from the loop or any goroutine.
 func (r *routed) logRefusal(remote net.Addr, reason string) {
+	r.countRefusal(reason)
 	r.refusals.Info("refused a connection", "reason", reason, "remote", remote)
 }
 

@@ -103,6 +103,7 @@ func (s *stream) deliver(p []byte) {
 		s.head = 0
 	}
 	s.in = append(s.in, p...)
+	c.rt.lstats.bytesIn += uint64(len(p))
 	s.dataReady()
 }
 
@@ -189,6 +190,7 @@ func (s *stream) write(p []byte) (int, error) {
 		return 0, ErrSlowReader
 	}
 	s.out = append(s.out, p...)
+	s.c.rt.lstats.bytesOut += uint64(len(p)) // write runs on the loop
 	if !s.writing {
 		s.writing = true
 		go s.writeLoop()

@@ -42,6 +42,7 @@ type supervisor struct {
 	exe     *masterBinary // what a worker runs: the master's own binary
 	args    []string
 	log     *slog.Logger
+	admin   *adminServer // nil without Config.Admin
 
 	spawn   *spawner
 	workers []*workerProc
@@ -74,6 +75,9 @@ type workerProc struct {
 	failures int       // consecutive failures: they set the back-off
 	unready  int       // consecutive starts that never became ready: they make the master give up
 	restart  *time.Timer
+	// everReady: a worker of this shard has been ready since the master
+	// started (the admin endpoint's readiness).
+	everReady bool
 }
 
 type eventKind int
@@ -128,6 +132,8 @@ func (s *supervisor) run() error {
 			s.signal(sig)
 		case ev := <-s.events:
 			s.handle(ev)
+		case req := <-s.admin.requests():
+			req.reply <- s.adminView(req.id)
 		case <-s.kill:
 			s.kill = nil
 			for _, w := range s.workers {
@@ -226,6 +232,7 @@ func (s *supervisor) handle(ev event) {
 	switch ev.kind {
 	case evReady:
 		w.ready = time.Now()
+		w.everReady = true
 		s.log.Info("worker ready", "shard", w.index, "worker_pid", w.pid, "after", w.ready.Sub(w.started).Round(time.Millisecond))
 	case evRestart:
 		w.restart = nil
@@ -448,6 +455,10 @@ func (s *supervisor) start(i int) error {
 				return // EOF when the worker exits; Wait reports it
 			}
 			ctl.CloseFDs(m)
+			if m.Type == ctl.TypeStats && !first {
+				s.admin.deliver(i, m.Stats) // an answer for the admin endpoint
+				continue
+			}
 			if first && !s.acceptWorker(log, cmd, m) {
 				rejected = true // it exits (refused) or is killed
 			}

@@ -23,6 +23,7 @@ func (r *routed) isTLS(gc gnet.Conn) bool {
 // why), then the decrypted stream is served like a forwarded one.
 func (r *routed) acceptTLS(gc gnet.Conn) ([]byte, gnet.Action) {
 	if r.refuse {
+		r.gstats.refused[refDraining].Add(1)
 		return nil, gnet.Close
 	}
 	raw, _, err := r.detach(gc)
@@ -51,10 +52,13 @@ func (r *routed) serveTLS(raw net.Conn) {
 	defer cancel()
 	tc := tls.Server(raw, r.tlsConfig)
 	if err := tc.HandshakeContext(ctx); err != nil {
+		r.gstats.tls[tlsResult(err, ctx)].Add(1)
+		r.gstats.refused[refTLSHandshake].Add(1)
 		r.refusals.Info("TLS handshake failed", "err", handshakeReason(err, ctx), "remote", raw.RemoteAddr())
 		_ = raw.Close()
 		return
 	}
+	r.gstats.tls[tlsOK].Add(1)
 	info := tlsInfo(tc.ConnectionState())
 
 	_ = tc.SetReadDeadline(deadline)
@@ -96,6 +100,7 @@ func (r *routed) serveTLS(raw net.Conn) {
 		return
 	}
 	if owner != r.info.Index {
+		r.gstats.forwardedTLS.Add(1)
 		r.forwardConn(tc, key, owner, early, info)
 		return
 	}

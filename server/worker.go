@@ -146,6 +146,11 @@ func runWorker(local Config, factory HandlerFactory) error {
 			case ctl.TypeStop:
 				ctl.CloseFDs(m)
 				stop("master")
+			case ctl.TypeStats:
+				ctl.CloseFDs(m)
+				if m.Stats != nil {
+					go answerStats(cc, rt, info.Index, m.Stats)
+				}
 			default:
 				ctl.CloseFDs(m)
 				log.Warn("unknown message from the master", "type", string(m.Type))

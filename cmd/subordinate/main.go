@@ -3,6 +3,7 @@
 //	subordinate serve [flags]               run the master and its workers
 //	subordinate owner [--workers N] KEY...  print the shard that owns each key
 //	subordinate bench [flags]               drive load against a server
+//	subordinate status --admin ADDR         print a running server's status
 //
 // Run "subordinate COMMAND -h" for the flags of one command.
 package main

@@ -51,6 +51,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	tlsMin := fs.String("tls-min-version", "1.2", "oldest TLS version accepted: 1.2 or 1.3")
 	upstream := fs.String("upstream", "", "proxy handler: each shard's upstream, e.g. tcp://127.0.0.1:{9000+shard} (or 127.0.0.1:{9000+shard}) or unix:///run/app/{shard}.sock")
 	upstreamPP := fs.Bool("upstream-proxy-protocol", false, "proxy handler: start each upstream connection with a PROXY protocol v2 header")
+	admin := fs.String("admin", def.Admin, "HOST:PORT of the master's HTTP admin endpoint: /metrics, /healthz, /readyz, /status (off unless given; keep it on loopback or a private address)")
+	adminPprof := fs.Bool("admin-pprof", def.AdminPprof, "also serve the master's pprof profiles under /debug/pprof/ on the admin endpoint")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -103,6 +105,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	cfg.IdleTimeout = *idleTimeout
 	cfg.MaxKey = *maxKey
 	cfg.CrashOnPanic = *crashOnPanic
+	cfg.Admin, cfg.AdminPprof = *admin, *adminPprof
 	if len(certs) != len(keys) {
 		fmt.Fprintf(stderr, "subordinate serve: %d --cert but %d --key: give them in pairs\n", len(certs), len(keys))
 		return 2

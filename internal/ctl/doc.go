@@ -22,6 +22,9 @@
 //	                         and the fresh hand-off link end
 //	master -> worker  drain  stop accepting, finish by the deadline, exit 0
 //	master -> worker  stop   close everything and exit now
+//	master -> worker  stats  a numbered request for the worker's figures
+//	worker -> master  stats  the answer: the same number and a JSON
+//	                         snapshot (the admin endpoint's metrics)
 //
 // The protocol version. The first message each side sends carries
 // Message.Protocol, and each side checks the other's with CheckProtocol

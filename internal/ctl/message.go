@@ -12,7 +12,7 @@ import (
 // change a process of the previous version would misread. The framing (a
 // 4-byte length, then JSON with "type" and "protocol") never changes, so
 // that two versions can always tell each other apart.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // ErrVersion is wrapped by the error CheckProtocol returns when the other
 // side speaks another version.
@@ -43,6 +43,10 @@ const (
 	// TypeRefused is the worker's answer to an init it will not run:
 	// another protocol version. The worker exits after sending it.
 	TypeRefused Type = "refused"
+	// TypeStats asks a worker for a snapshot of its figures (master to
+	// worker, Stats.ID set) and carries the answer (worker to master,
+	// Stats.ID echoed, Stats.Snapshot set). Added in version 2.
+	TypeStats Type = "stats"
 )
 
 // Message is one control message. Exactly the field that matches Type is
@@ -57,6 +61,7 @@ type Message struct {
 	Peer     *Peer    `json:"peer,omitempty"`
 	Drain    *Drain   `json:"drain,omitempty"`
 	Refused  *Refused `json:"refused,omitempty"`
+	Stats    *Stats   `json:"stats,omitempty"`
 
 	// FDs are the file descriptors sent with the message. On Receive they
 	// are new descriptors of this process, close-on-exec, owned by the
@@ -116,4 +121,13 @@ type Drain struct {
 // Refused says why a worker will not run the init it was sent.
 type Refused struct {
 	Reason string `json:"reason"`
+}
+
+// Stats is a request for a worker's figures, or its answer. The master
+// numbers each request; the worker answers with the same ID and its
+// snapshot, encoded by the server package (this package does not know its
+// shape).
+type Stats struct {
+	ID       uint64          `json:"id"`
+	Snapshot json.RawMessage `json:"snapshot,omitempty"`
 }
