@@ -40,6 +40,14 @@ var (
 		"Panics of handler code recovered by the shard (each closed one connection, or was in a function run on the loop).", []string{"shard"}, nil)
 	descIdle = prometheus.NewDesc("subordinate_idle_closed_total",
 		"Connections the shard closed for their idle timeout.", []string{"shard"}, nil)
+	descFDs = prometheus.NewDesc("subordinate_worker_descriptors_open",
+		"Descriptors open in the shard's worker process.", []string{"shard"}, nil)
+	descFDLimit = prometheus.NewDesc("subordinate_worker_descriptors_limit",
+		"The shard's worker's descriptor limit (RLIMIT_NOFILE), where the descriptor guard knows it.", []string{"shard"}, nil)
+	descAcceptPauses = prometheus.NewDesc("subordinate_accept_pauses_total",
+		"Times the shard's worker paused accepting because its descriptors were nearly exhausted.", []string{"shard"}, nil)
+	descAcceptPaused = prometheus.NewDesc("subordinate_accept_paused",
+		"1 while the shard's worker has paused accepting (descriptors nearly exhausted).", []string{"shard"}, nil)
 	descDraining = prometheus.NewDesc("subordinate_worker_draining",
 		"1 while the shard's worker drains.", []string{"shard"}, nil)
 	descUp = prometheus.NewDesc("subordinate_worker_up",
@@ -118,6 +126,13 @@ func collectCluster(ch chan<- prometheus.Metric, view adminView, stats map[int]*
 		gauge(descMaxConns, float64(s.MaxConns), shard)
 		counter(descPanics, s.Panics, shard)
 		counter(descIdle, s.IdleClose, shard)
+		counter(descAcceptPauses, s.AcceptPauses, shard)
+		if s.FDs > 0 {
+			gauge(descFDs, float64(s.FDs), shard)
+		}
+		if s.FDLimit > 0 {
+			gauge(descFDLimit, float64(s.FDLimit), shard)
+		}
 		for _, k := range sortedKeys(s.Refused) {
 			counter(descRefused, s.Refused[k], shard, k)
 		}
@@ -129,6 +144,7 @@ func collectCluster(ch chan<- prometheus.Metric, view adminView, stats map[int]*
 				counter(descForwarded, s.Forwarded[k], shard, k)
 			}
 			gauge(descDraining, b2f(s.Draining), shard)
+			gauge(descAcceptPaused, b2f(s.AcceptPaused), shard)
 			counter(descAccepted, s.Accepted, shard)
 			gauge(descActive, float64(s.Active), shard)
 			counter(descBytesIn, s.BytesIn, shard)

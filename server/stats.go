@@ -152,6 +152,13 @@ type workerStats struct {
 	Panics    uint64            `json:"panics"`
 	IdleClose uint64            `json:"idle_closed"`
 
+	// The descriptor guard (fdguard.go): descriptors open and the limit
+	// (0 where not known), pauses of accepting, and whether it is paused.
+	FDs          int    `json:"fds"`
+	FDLimit      int    `json:"fd_limit"`
+	AcceptPauses uint64 `json:"accept_pauses"`
+	AcceptPaused bool   `json:"accept_paused"`
+
 	Goroutines int    `json:"goroutines"`
 	HeapBytes  uint64 `json:"heap_bytes"`
 
@@ -183,13 +190,15 @@ func (r *routed) stats(ctx context.Context) workerStats {
 		ls       loopStats
 		conns    int
 		draining bool
+		paused   bool
 	}
 	ch := make(chan fromLoop, 1)
-	if r.shard.run(func() { ch <- fromLoop{r.lstats, r.conns, r.draining} }) == nil {
+	if r.shard.run(func() { ch <- fromLoop{r.lstats, r.conns, r.draining, r.fds.paused} }) == nil {
 		select {
 		case l := <-ch:
 			s.Loop = true
 			s.Accepted, s.Active, s.Draining = l.ls.accepted, l.conns, l.draining
+			s.AcceptPaused = l.paused
 			s.BytesIn, s.BytesOut = l.ls.bytesIn, l.ls.bytesOut
 			s.Opened = make(map[string]uint64, numHow)
 			for i, n := range l.ls.opened {
@@ -216,6 +225,9 @@ func (r *routed) stats(ctx context.Context) workerStats {
 	s.Sockets = r.socks.Load()
 	s.Panics = r.panics.Load()
 	s.IdleClose = r.idleClosed.Load()
+	s.AcceptPauses = r.fds.pauses.Load()
+	s.FDs, _, _ = openDescriptors()
+	s.FDLimit = r.fds.limit
 	for _, p := range r.mesh.Stats() {
 		s.Mesh = append(s.Mesh, meshPeerStats{
 			Peer: p.Peer, Up: p.Up, Links: p.Links, Downs: p.Downs,
