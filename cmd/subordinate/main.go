@@ -3,6 +3,7 @@
 //	subordinate serve [flags]          run the master and its workers
 //	subordinate owner --workers N KEY  print the shard that owns each key
 //	subordinate bench [flags]          drive load against a server
+//	subordinate version                print the version (also --version)
 //
 // Run "subordinate COMMAND -h" for the flags of one command.
 package main
@@ -36,6 +37,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return runVersion(args[1:], stdout, stderr)
 	}
 	c, ok := commands[args[0]]
 	if !ok {
