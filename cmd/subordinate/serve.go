@@ -52,13 +52,17 @@ func runServe(args []string, _, stderr io.Writer) int {
 	tlsMin := fs.String("tls-min-version", "1.2", "oldest TLS version accepted: 1.2 or 1.3")
 	upstream := fs.String("upstream", "", "proxy handler: each shard's upstream, e.g. tcp://127.0.0.1:{9000+shard} or unix:///run/app/{shard}.sock")
 	upstreamPP := fs.Bool("upstream-proxy-protocol", false, "proxy handler: start each upstream connection with a PROXY protocol v2 header")
+	pidFile := fs.String("pidfile", "", "file the master writes its pid to (removed at exit; rewritten by the new master after a SIGUSR2 upgrade)")
+	upgradeTimeout := fs.Duration("upgrade-timeout", def.UpgradeTimeout, "how long a new binary started by SIGUSR2 has to get its workers ready before it is killed and this master serves on")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: subordinate serve [flags]")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Runs the master, which binds the listeners and supervises one worker process")
-		fmt.Fprintln(stderr, "per shard. SIGTERM or SIGINT drains (a second one stops at once). See docs/PROCESSES.md.")
+		fmt.Fprintln(stderr, "per shard. SIGTERM or SIGINT drains (a second one stops at once), SIGHUP reloads")
+		fmt.Fprintln(stderr, "the TLS certificates, SIGUSR2 upgrades to the binary now at this one's path.")
+		fmt.Fprintln(stderr, "See docs/PROCESSES.md.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -107,6 +111,8 @@ func runServe(args []string, _, stderr io.Writer) int {
 	cfg.IdleTimeout = *idleTimeout
 	cfg.MaxKey = *maxKey
 	cfg.CrashOnPanic = *crashOnPanic
+	cfg.PidFile = *pidFile
+	cfg.UpgradeTimeout = *upgradeTimeout
 	if len(certs) != len(keys) {
 		fmt.Fprintf(stderr, "subordinate serve: %d --cert but %d --key: give them in pairs\n", len(certs), len(keys))
 		return 2

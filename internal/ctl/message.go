@@ -12,7 +12,7 @@ import (
 // change a process of the previous version would misread. The framing (a
 // 4-byte length, then JSON with "type" and "protocol") never changes, so
 // that two versions can always tell each other apart.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // ErrVersion is wrapped by the error CheckProtocol returns when the other
 // side speaks another version.
@@ -43,6 +43,15 @@ const (
 	// TypeRefused is the worker's answer to an init it will not run:
 	// another protocol version. The worker exits after sending it.
 	TypeRefused Type = "refused"
+	// TypeReload asks a worker to re-read its TLS certificates, keys and
+	// client CA from disk (the master's SIGHUP). Added in version 2.
+	TypeReload Type = "reload"
+	// TypeUpgrade is the first message of a binary upgrade, from the old
+	// master to the new one it started (SIGUSR2), on a channel of their
+	// own; the new master answers ready once its workers are. Added in
+	// version 2. Its fields only ever grow, so that a new master can read
+	// the message of an old one whatever their versions.
+	TypeUpgrade Type = "upgrade"
 )
 
 // Message is one control message. Exactly the field that matches Type is
@@ -57,6 +66,7 @@ type Message struct {
 	Peer     *Peer    `json:"peer,omitempty"`
 	Drain    *Drain   `json:"drain,omitempty"`
 	Refused  *Refused `json:"refused,omitempty"`
+	Upgrade  *Upgrade `json:"upgrade,omitempty"`
 
 	// FDs are the file descriptors sent with the message. On Receive they
 	// are new descriptors of this process, close-on-exec, owned by the
@@ -111,9 +121,30 @@ type Peer struct {
 // flight finish until Deadline, then exit.
 type Drain struct {
 	Deadline time.Time `json:"deadline"`
+	// NotBefore, when set, keeps the worker up until then even with
+	// nothing left to wait for: its peers, which stopped accepting at
+	// about the same time, may still hand it connections they accepted
+	// before (a binary upgrade drains the old workers while the new
+	// ones serve, and wants no connection refused). Added in version 2.
+	NotBefore time.Time `json:"not_before,omitzero"`
 }
 
 // Refused says why a worker will not run the init it was sent.
 type Refused struct {
 	Reason string `json:"reason"`
+}
+
+// Upgrade is what an old master hands the new master it started: the
+// listening sockets (its FDs, in the order of Listeners) and the secret,
+// so that connections with a direct-routing token made by the old
+// generation are still accepted by the new one.
+type Upgrade struct {
+	// Listeners describe the listening sockets; the new master takes the
+	// one whose URL is in its own config and binds the others afresh.
+	Listeners []Listener `json:"listeners"`
+	// Secret is the old master's direct-routing secret. It never leaves
+	// the channel.
+	Secret []byte `json:"secret"`
+	// MasterPid is the old master's process id, for the new one's logs.
+	MasterPid int `json:"master_pid"`
 }
