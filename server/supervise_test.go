@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/subordinate/subordinate/internal/ctl"
 	"github.com/subordinate/subordinate/internal/proctest"
 )
 
@@ -93,10 +94,10 @@ func TestWorkerOfAnotherProtocol(t *testing.T) {
 				case l.Msg() == "worker ready":
 					t.Errorf("a worker of another protocol was taken as ready: %v", l)
 				case mode == "refuse" && l.Is("worker refused to run: it speaks another control protocol (is its binary the master's?)",
-					"worker_protocol", 2, "protocol", 1, "reason", "crashworker refuses"):
+					"worker_protocol", ctl.ProtocolVersion+1, "protocol", ctl.ProtocolVersion, "reason", "crashworker refuses"):
 					complaints++
 				case mode == "oldproto" && l.Is("worker speaks another control protocol (is its binary the master's?); killing it",
-					"worker_protocol", 0, "protocol", 1, "message", "ready"):
+					"worker_protocol", 0, "protocol", ctl.ProtocolVersion, "message", "ready"):
 					complaints++
 				case (l.Msg() == "worker died" || l.Msg() == "worker exited") && l.Str("cause") == "killed by signal SIGKILL":
 					killed++ // "exited" once the master gave up
