@@ -171,7 +171,11 @@ func (s *supervisor) startUpgrade() {
 		Upgrade: &ctl.Upgrade{Listeners: specs, Secret: s.secret, MasterPid: os.Getpid()}, FDs: fds})
 	_ = mc.SetWriteDeadline(time.Time{})
 	if err != nil {
-		s.upgradeFailed(log, "cannot hand the listening sockets to the new master; killed it", "err", err)
+		// Most likely it has exited already: its exit reports the
+		// cause; if not, it is killed after readerGrace.
+		log.Warn("upgrade: cannot hand the listening sockets to the new master", "err", err)
+		u.closed = true
+		u.timer.Reset(readerGrace)
 		return
 	}
 	go func() {

@@ -247,8 +247,8 @@ func TestUpgrade(t *testing.T) {
 
 // TestUpgradeFails: a new binary that exits at once, and one that never
 // gets ready, leave the old master serving with its workers, logged as
-// failed upgrades; a SIGUSR2 during an upgrade is ignored; the pid file
-// keeps naming the old master.
+// failed upgrades, with no descriptor left behind; a SIGUSR2 during an
+// upgrade is ignored; the pid file keeps naming the old master.
 func TestUpgradeFails(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -281,6 +281,7 @@ func TestUpgradeFails(t *testing.T) {
 		}
 	}
 
+	fdsBefore := openFDs(s.Pid)
 	replace("#!/bin/sh\nexit 1\n")
 	s.Signal(syscall.SIGUSR2)
 	failed := s.WaitLog(soon, 1, func(l proctest.Line) bool {
@@ -301,6 +302,14 @@ func TestUpgradeFails(t *testing.T) {
 	})
 	waitGone(t, late.Int("new_master_pid"), "the new binary that never got ready")
 	serving()
+	// The failed upgrades gave back their channel and process handles.
+	deadline := time.Now().Add(soon)
+	for openFDs(s.Pid) != fdsBefore && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after := openFDs(s.Pid); after != fdsBefore {
+		t.Errorf("the master has %d descriptors open after two failed upgrades, %d before", after, fdsBefore)
+	}
 	n := 0
 	for _, l := range s.Logs() {
 		if l.Is("upgrade: starting the new binary", "pid", s.Pid) {
