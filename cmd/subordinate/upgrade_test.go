@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -124,6 +126,17 @@ func (l *steadyLoad) halt() {
 	l.wg.Wait()
 }
 
+// copyBinary copies the binary under test to path with cp(1): a file this
+// process had open for writing would be inherited, for an instant, by any
+// child another test forks meanwhile, and exec'ing it would then fail
+// with "text file busy" (golang/go#22315).
+func copyBinary(t *testing.T, path string) {
+	t.Helper()
+	if out, err := exec.Command("cp", binary, path).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+}
+
 // workersOf returns the pids of the workers master logged starting.
 func workersOf(p *proctest.Proc, master int) []int {
 	var pids []int
@@ -157,7 +170,7 @@ func TestUpgrade(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "subordinate")
-	copyFile(t, binary, bin)
+	copyBinary(t, bin)
 	pidFile := filepath.Join(dir, "sub.pid")
 	sock := filepath.Join(dir, "sub.sock")
 	s := serveBinary(t, bin, 2, "--listen", "tcp://127.0.0.1:0", "--listen", "unix://"+sock,
@@ -253,14 +266,17 @@ func TestUpgradeFails(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "subordinate")
-	copyFile(t, binary, bin)
+	copyBinary(t, bin)
 	pidFile := filepath.Join(dir, "sub.pid")
 	s := serveBinary(t, bin, 2, "--pidfile", pidFile, "--upgrade-timeout", "2s")
 	workers := workersOf(s.Proc, s.Pid)
 	replace := func(script string) {
+		// Written by another process, for the reason copyBinary says.
 		next := filepath.Join(dir, "next")
-		if err := os.WriteFile(next, []byte(script), 0o755); err != nil {
-			t.Fatal(err)
+		sh := exec.Command("sh", "-c", `cat > "$1" && chmod 755 "$1"`, "sh", next)
+		sh.Stdin = strings.NewReader(script)
+		if out, err := sh.CombinedOutput(); err != nil {
+			t.Fatalf("write %s: %v: %s", next, err, out)
 		}
 		if err := os.Rename(next, bin); err != nil {
 			t.Fatal(err)
