@@ -261,7 +261,8 @@ func TestUpgrade(t *testing.T) {
 // TestUpgradeFails: a new binary that exits at once, and one that never
 // gets ready, leave the old master serving with its workers, logged as
 // failed upgrades, with no descriptor left behind; a SIGUSR2 during an
-// upgrade is ignored; the pid file keeps naming the old master.
+// upgrade is ignored; the pid file keeps naming the old master. A SIGTERM
+// during an upgrade kills the new binary and drains as usual.
 func TestUpgradeFails(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -335,8 +336,20 @@ func TestUpgradeFails(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("%d upgrades started, want 2 (the third SIGUSR2 came during the second)", n)
 	}
+
+	// SIGTERM while a new binary is not ready: it is killed, and the
+	// master drains and exits as usual.
+	s.Signal(syscall.SIGUSR2)
+	s.WaitLog(soon, 3, func(l proctest.Line) bool { return l.Is("upgrade: starting the new binary", "pid", s.Pid) })
 	s.Signal(syscall.SIGTERM)
+	abandoned := s.WaitLog(soon, 1, func(l proctest.Line) bool {
+		return l.Is("upgrade abandoned: this master is draining; killed the new master", "pid", s.Pid)
+	})
+	waitGone(t, abandoned.Int("new_master_pid"), "the new binary of an abandoned upgrade")
 	if st := s.WaitExit(soon); st.ExitCode() != 0 {
 		t.Fatalf("exit after SIGTERM: %v", st)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Fatalf("the pid file is still there after the master exited: %v", err)
 	}
 }
