@@ -25,6 +25,7 @@ const (
 	DefaultRestartBackoff    = 100 * time.Millisecond
 	DefaultMaxRestartBackoff = 5 * time.Second
 	DefaultKeepAlive         = 15 * time.Second
+	DefaultUpgradeTimeout    = 30 * time.Second
 )
 
 // Ways a worker reaches the owner of a plain connection it accepted, for
@@ -98,6 +99,17 @@ type Config struct {
 	// SIGTERM or SIGINT before the workers close them and exit.
 	// Default: 10s.
 	DrainTimeout time.Duration `json:"drain_timeout"`
+
+	// PidFile is a file the master writes its process id to (atomically)
+	// once its listeners are bound, and removes when it exits if the file
+	// still names it. After a binary upgrade (SIGUSR2) the new master
+	// writes its own once its workers are ready. Default: "" (none).
+	PidFile string `json:"pid_file,omitempty"`
+
+	// UpgradeTimeout bounds a binary upgrade (SIGUSR2): a new master not
+	// ready (every worker ready) within it is killed, and the old one
+	// serves on. Default: 30s.
+	UpgradeTimeout time.Duration `json:"upgrade_timeout"`
 
 	// SecretFile is a file whose content is the secret for direct
 	// routing (docs/PROTOCOL.md); one trailing newline is removed. With
@@ -203,6 +215,7 @@ func DefaultConfig() Config {
 		RestartBackoff:    DefaultRestartBackoff,
 		MaxRestartBackoff: DefaultMaxRestartBackoff,
 		KeepAlive:         DefaultKeepAlive,
+		UpgradeTimeout:    DefaultUpgradeTimeout,
 	}
 }
 
@@ -260,6 +273,8 @@ func (c *Config) Validate() error {
 		return bad("idle timeout %v: want >= 0 (0: off)", c.IdleTimeout)
 	case c.AdminPprof && c.Admin == "":
 		return bad("admin pprof without an admin address")
+	case c.UpgradeTimeout <= 0:
+		return bad("upgrade timeout %v: want > 0", c.UpgradeTimeout)
 	}
 	if c.Admin != "" {
 		if err := validAdmin(c.Admin); err != nil {

@@ -53,8 +53,8 @@ type Conn struct {
 	// drops them when it closes at the client's EOF, and a Conn that
 	// lives on after EOF sends them itself (unsent.go).
 	unsent unsent
-	st  *stream   // stream backend: relayed, TLS, or detached at EOF
-	hj  *hijacked // taken off the loop by Hijack
+	st     *stream   // stream backend: relayed, TLS, or detached at EOF
+	hj     *hijacked // taken off the loop by Hijack
 
 	opening  bool  // in OnOpen: Hijack is allowed
 	hijacked bool  // taken off the loop by Hijack

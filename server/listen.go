@@ -25,10 +25,15 @@ type masterListener struct {
 }
 
 // bindListeners binds every listener of cfg, or none: on error the ones
-// bound are closed.
-func bindListeners(cfg *Config) ([]*masterListener, error) {
+// bound are closed. A listener the old master of an upgrade handed over
+// (inh, nil if none) is taken as it is.
+func bindListeners(cfg *Config, inh *inheritance) ([]*masterListener, error) {
 	var lns []*masterListener
 	for _, u := range cfg.Listen {
+		if ln := inh.take(u); ln != nil {
+			lns = append(lns, ln)
+			continue
+		}
 		ln, err := bindListener(u)
 		if err != nil {
 			closeListeners(lns)

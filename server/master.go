@@ -15,6 +15,13 @@ func runMaster(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	inh, err := receiveUpgrade(log) // nil unless this is the new master of an upgrade
+	if err != nil {
+		return err
+	}
+	if inh != nil && len(cfg.Secret) == 0 && cfg.SecretFile == "" {
+		cfg.Secret = inh.secret // the old generation's tokens stay good
+	}
 	secret, err := loadSecret(&cfg, log)
 	if err != nil {
 		return err
@@ -34,11 +41,22 @@ func runMaster(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("encode the config: %w", err)
 	}
-	lns, err := bindListeners(&cfg)
+	lns, err := bindListeners(&cfg, inh)
+	if inh != nil {
+		inh.closeRest(log)
+	}
 	if err != nil {
 		return err
 	}
 	defer closeListeners(lns)
+	if cfg.PidFile != "" {
+		if inh == nil {
+			if err := writePidFile(cfg.PidFile, os.Getpid()); err != nil {
+				return err
+			}
+		}
+		defer removePidFile(cfg.PidFile, os.Getpid(), log)
+	}
 
 	addrs := make([]string, len(lns))
 	for i, ln := range lns {
@@ -62,6 +80,20 @@ func runMaster(cfg Config) error {
 		args:    os.Args,
 		log:     log,
 		admin:   admin,
+
+		upgradePath: upgradeBinaryPath(os.Args[0], exe),
+	}
+	if inh != nil {
+		// The old master waits for this one's workers before it drains
+		// its own.
+		s.onAllReady = func() {
+			if cfg.PidFile != "" {
+				if err := writePidFile(cfg.PidFile, os.Getpid()); err != nil {
+					log.Error("upgrade: cannot write the pid file", "err", err)
+				}
+			}
+			inh.ready(log)
+		}
 	}
 	defer admin.stopped() // before close: handlers waiting on the supervisor answer 503
 	return s.run()

@@ -51,7 +51,8 @@ type routed struct {
 	writeTimeout time.Duration
 	pool         sync.Pool // *pconn
 
-	tlsConfig *tls.Config // nil without tls:// listeners
+	tlsConfig *tls.Config // nil without tls:// listeners; reads certs
+	certs     *certStore  // what tlsConfig serves, reloaded on SIGHUP (tls_reload.go)
 	tlsLn     []bool      // by listener index: terminate TLS
 	bootErr   error
 	stopped   chan struct{}
@@ -71,6 +72,9 @@ type routed struct {
 	// once a drain is asked for, so that release looks at the count.
 	pending    atomic.Int64
 	drainAsked atomic.Bool
+	// lingerUntil (UnixNano; 0: none) keeps a drained shard up for its
+	// peers' sake (linger.go).
+	lingerUntil atomic.Int64
 	// maxConns is the most client sockets the worker holds
 	// (Config.MaxConns, or derived). socks counts them: a gnet connection
 	// from OnOpen to OnClose, a duplicate taken off gnet (relay, TLS,
@@ -167,10 +171,11 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		a, err := ParseListenURL(l.URL)
 		r.tlsLn = append(r.tlsLn, err == nil && a.TLS)
 		if err == nil && a.TLS && r.tlsConfig == nil {
-			if r.tlsConfig, err = info.Config.TLS.Build(); err != nil {
+			if r.certs, err = newCertStore(info.Config.TLS); err != nil {
 				closeShardFiles(info)
 				return nil, err
 			}
+			r.tlsConfig = r.certs.server
 		}
 	}
 	r.eng = gnetx.New(gnetx.Config{Listeners: lns, Logger: info.Logger})
@@ -364,7 +369,7 @@ func (r *routed) release() {
 
 // maybeDrained stops the loop once a drain has nothing left to wait for.
 func (r *routed) maybeDrained() {
-	if r.draining && r.pending.Load() == 0 {
+	if r.draining && r.pending.Load() == 0 && !r.lingering() {
 		r.eng.Shutdown()
 	}
 }

@@ -33,7 +33,11 @@ var ErrProtocolVersion = ctl.ErrVersion
 // the path os.Executable resolved). A worker whose master speaks another
 // control protocol version refuses to run, and Serve returns an error
 // wrapping ErrProtocolVersion there. The master supervises the workers
-// until SIGTERM or SIGINT, then drains them and returns nil. It returns an
+// until SIGTERM or SIGINT, then drains them and returns nil. SIGHUP makes
+// every worker reload its TLS files; SIGUSR2 starts the program at the
+// master's path as a new master on the same sockets, and once its workers
+// are ready this master drains its own and returns nil (see
+// Config.PidFile, Config.UpgradeTimeout). It returns an
 // error before starting any worker if the config, the secret file or a
 // listener is bad, and after stopping every worker if a shard keeps
 // failing.

@@ -52,6 +52,18 @@ type supervisor struct {
 	state  supState
 	result error            // what run returns
 	kill   <-chan time.Time // when to SIGKILL the workers still alive
+
+	// A binary upgrade (upgrade.go): the path SIGUSR2 runs, the one
+	// under way (nil if none), whether one succeeded (this master
+	// drains), the attempts so far, and what the helpers report.
+	upgradePath string
+	upg         *upgrade
+	upgradeDone bool
+	attempts    int
+	upgEvents   chan upgradeEvent
+	// onAllReady, if set, runs once when every worker is first ready (a
+	// new master of an upgrade tells the old one).
+	onAllReady func()
 }
 
 type supState int
@@ -107,12 +119,13 @@ func (s *supervisor) run() error {
 	s.spawn = newSpawner()
 	s.events = make(chan event)
 	s.quit = make(chan struct{})
+	s.upgEvents = make(chan upgradeEvent)
 	defer func() {
 		close(s.quit)
 		s.spawn.close()
 	}()
 	sigc := make(chan os.Signal, 2)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigc)
 
 	s.workers = make([]*workerProc, s.cfg.Workers)
@@ -134,6 +147,8 @@ func (s *supervisor) run() error {
 			s.handle(ev)
 		case req := <-s.admin.requests():
 			req.reply <- s.adminView(req.id)
+		case ev := <-s.upgEvents:
+			s.upgradeEvent(ev)
 		case <-s.kill:
 			s.kill = nil
 			for _, w := range s.workers {
@@ -165,27 +180,44 @@ func (s *supervisor) alive() int {
 	return n
 }
 
-// signal handles SIGTERM or SIGINT: the first drains, the next stops.
+// signal handles SIGTERM or SIGINT: the first drains, the next stops;
+// SIGHUP reloads the TLS files and SIGUSR2 upgrades (upgrade.go).
 func (s *supervisor) signal(sig os.Signal) {
+	switch sig {
+	case syscall.SIGHUP:
+		s.reload()
+		return
+	case syscall.SIGUSR2:
+		s.startUpgrade()
+		return
+	}
 	switch s.state {
 	case running:
-		s.log.Info("draining: workers stop accepting; connections may finish", "signal", sig.String(), "drain_timeout", s.cfg.DrainTimeout)
-		s.state = draining
-		s.cancelRestarts()
-		// The master lets go of its listeners: once the workers have
-		// too, new connections are refused.
-		closeListeners(s.lns)
-		deadline := time.Now().Add(s.cfg.DrainTimeout)
-		for _, w := range s.workers {
-			if w.alive {
-				s.send(w, &ctl.Message{Type: ctl.TypeDrain, Drain: &ctl.Drain{Deadline: deadline}})
-			}
-		}
-		s.kill = time.After(time.Until(deadline) + stopGrace)
+		s.abandonUpgrade("draining")
+		s.drain(sig.String(), time.Time{})
 	default:
 		s.log.Warn("stopping now", "signal", sig.String())
 		s.stopAll(nil)
 	}
+}
+
+// drain makes every worker stop accepting and finish by the drain
+// deadline; why is the signal, or "upgrade". With notBefore set, the
+// workers stay up until then even when they have nothing left to do.
+func (s *supervisor) drain(why string, notBefore time.Time) {
+	s.log.Info("draining: workers stop accepting; connections may finish", "signal", why, "drain_timeout", s.cfg.DrainTimeout)
+	s.state = draining
+	s.cancelRestarts()
+	// The master lets go of its listeners: once the workers have
+	// too, new connections are refused.
+	closeListeners(s.lns)
+	deadline := time.Now().Add(s.cfg.DrainTimeout)
+	for _, w := range s.workers {
+		if w.alive {
+			s.send(w, &ctl.Message{Type: ctl.TypeDrain, Drain: &ctl.Drain{Deadline: deadline, NotBefore: notBefore}})
+		}
+	}
+	s.kill = time.After(time.Until(deadline) + stopGrace)
 }
 
 // stopAll tells every worker to stop at once; result, if not nil, is what
@@ -197,6 +229,7 @@ func (s *supervisor) stopAll(result error) {
 	if result != nil && s.result == nil {
 		s.result = result
 	}
+	s.abandonUpgrade("stopping")
 	s.state = stopping
 	s.cancelRestarts()
 	for _, w := range s.workers {
@@ -234,6 +267,7 @@ func (s *supervisor) handle(ev event) {
 		w.ready = time.Now()
 		w.everReady = true
 		s.log.Info("worker ready", "shard", w.index, "worker_pid", w.pid, "after", w.ready.Sub(w.started).Round(time.Millisecond))
+		s.maybeAllReady()
 	case evRestart:
 		w.restart = nil
 		if s.state != running {

@@ -108,11 +108,14 @@ func runWorker(local Config, factory HandlerFactory) error {
 	}()
 
 	var exitBy <-chan time.Time // the runtime must have returned by then
-	drain := func(deadline time.Time, why string) {
+	drain := func(deadline, notBefore time.Time, why string) {
 		if exitBy != nil {
 			return
 		}
 		log.Info("draining", "why", why, "deadline", deadline.Format(time.RFC3339Nano))
+		if l, ok := rt.(lingerer); ok && !notBefore.IsZero() {
+			l.LingerUntil(notBefore)
+		}
 		rt.Drain(deadline)
 		exitBy = time.After(time.Until(deadline) + exitGrace)
 	}
@@ -141,7 +144,12 @@ func runWorker(local Config, factory HandlerFactory) error {
 			case ctl.TypeDrain:
 				ctl.CloseFDs(m)
 				if m.Drain != nil {
-					drain(m.Drain.Deadline, "master")
+					drain(m.Drain.Deadline, m.Drain.NotBefore, "master")
+				}
+			case ctl.TypeReload:
+				ctl.CloseFDs(m)
+				if c, ok := rt.(certReloader); ok {
+					c.ReloadCerts()
 				}
 			case ctl.TypeStop:
 				ctl.CloseFDs(m)
@@ -166,7 +174,7 @@ func runWorker(local Config, factory HandlerFactory) error {
 			stop("master gone")
 		case sig := <-sigc:
 			if exitBy == nil {
-				drain(time.Now().Add(info.Config.DrainTimeout), sig.String())
+				drain(time.Now().Add(info.Config.DrainTimeout), time.Time{}, sig.String())
 			} else {
 				stop(sig.String())
 			}

@@ -4,6 +4,7 @@
 //	subordinate owner [--workers N] KEY...  print the shard that owns each key
 //	subordinate bench [flags]               drive load against a server
 //	subordinate status --admin ADDR         print a running server's status
+//	subordinate version                     print the version (also --version)
 //
 // Run "subordinate COMMAND -h" for the flags of one command.
 package main
@@ -38,6 +39,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout) // help asked for is output
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return runVersion(args[1:], stdout, stderr)
 	}
 	c, ok := commands[args[0]]
 	if !ok {

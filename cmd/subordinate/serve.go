@@ -53,13 +53,17 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	upstreamPP := fs.Bool("upstream-proxy-protocol", false, "proxy handler: start each upstream connection with a PROXY protocol v2 header")
 	admin := fs.String("admin", def.Admin, "HOST:PORT of the master's HTTP admin endpoint: /metrics, /healthz, /readyz, /status (off unless given; keep it on loopback or a private address)")
 	adminPprof := fs.Bool("admin-pprof", def.AdminPprof, "also serve the master's pprof profiles under /debug/pprof/ on the admin endpoint")
+	pidFile := fs.String("pidfile", "", "file the master writes its pid to (removed at exit; rewritten by the new master after a SIGUSR2 upgrade)")
+	upgradeTimeout := fs.Duration("upgrade-timeout", def.UpgradeTimeout, "how long a new binary started by SIGUSR2 has to get its workers ready before it is killed and this master serves on")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: subordinate serve [flags]")
 		fmt.Fprintln(fs.Output())
 		fmt.Fprintln(fs.Output(), "Runs the master, which binds the listeners and supervises one worker process")
-		fmt.Fprintln(fs.Output(), "per shard. SIGTERM or SIGINT drains (a second one stops at once). See docs/PROCESSES.md.")
+		fmt.Fprintln(fs.Output(), "per shard. SIGTERM or SIGINT drains (a second one stops at once), SIGHUP reloads")
+		fmt.Fprintln(fs.Output(), "the TLS certificates, SIGUSR2 upgrades to the binary now at this one's path.")
+		fmt.Fprintln(fs.Output(), "See docs/PROCESSES.md.")
 		fmt.Fprintln(fs.Output())
 		fs.PrintDefaults()
 	}
@@ -106,6 +110,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	cfg.MaxKey = *maxKey
 	cfg.CrashOnPanic = *crashOnPanic
 	cfg.Admin, cfg.AdminPprof = *admin, *adminPprof
+	cfg.PidFile = *pidFile
+	cfg.UpgradeTimeout = *upgradeTimeout
 	if len(certs) != len(keys) {
 		fmt.Fprintf(stderr, "subordinate serve: %d --cert but %d --key: give them in pairs\n", len(certs), len(keys))
 		return 2

@@ -25,6 +25,16 @@
 //	master -> worker  stats  a numbered request for the worker's figures
 //	worker -> master  stats  the answer: the same number and a JSON
 //	                         snapshot (the admin endpoint's metrics)
+//	master -> worker  reload re-read the TLS certificate files (SIGHUP)
+//
+// A binary upgrade (SIGUSR2) uses a channel of the same kind between the
+// old master and the new master it starts (descriptor 3 and the
+// environment variable SUBORDINATE_UPGRADE=3 in the new one):
+//
+//	old -> new        upgrade listener specs, secret; FDs: the
+//	                         listening sockets in order
+//	new -> old        ready  its workers are all ready: the old master
+//	                         drains its own and exits
 //
 // The protocol version. The first message each side sends carries
 // Message.Protocol, and each side checks the other's with CheckProtocol

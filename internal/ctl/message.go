@@ -47,6 +47,15 @@ const (
 	// worker, Stats.ID set) and carries the answer (worker to master,
 	// Stats.ID echoed, Stats.Snapshot set). Added in version 2.
 	TypeStats Type = "stats"
+	// TypeReload asks a worker to re-read its TLS certificates, keys and
+	// client CA from disk (the master's SIGHUP). Added in version 2.
+	TypeReload Type = "reload"
+	// TypeUpgrade is the first message of a binary upgrade, from the old
+	// master to the new one it started (SIGUSR2), on a channel of their
+	// own; the new master answers ready once its workers are. Added in
+	// version 2. Its fields only ever grow, so that a new master can read
+	// the message of an old one whatever their versions.
+	TypeUpgrade Type = "upgrade"
 )
 
 // Message is one control message. Exactly the field that matches Type is
@@ -62,6 +71,7 @@ type Message struct {
 	Drain    *Drain   `json:"drain,omitempty"`
 	Refused  *Refused `json:"refused,omitempty"`
 	Stats    *Stats   `json:"stats,omitempty"`
+	Upgrade  *Upgrade `json:"upgrade,omitempty"`
 
 	// FDs are the file descriptors sent with the message. On Receive they
 	// are new descriptors of this process, close-on-exec, owned by the
@@ -116,6 +126,12 @@ type Peer struct {
 // flight finish until Deadline, then exit.
 type Drain struct {
 	Deadline time.Time `json:"deadline"`
+	// NotBefore, when set, keeps the worker up until then even with
+	// nothing left to wait for: its peers, which stopped accepting at
+	// about the same time, may still hand it connections they accepted
+	// before (a binary upgrade drains the old workers while the new
+	// ones serve, and wants no connection refused). Added in version 2.
+	NotBefore time.Time `json:"not_before,omitzero"`
 }
 
 // Refused says why a worker will not run the init it was sent.
@@ -130,4 +146,19 @@ type Refused struct {
 type Stats struct {
 	ID       uint64          `json:"id"`
 	Snapshot json.RawMessage `json:"snapshot,omitempty"`
+}
+
+// Upgrade is what an old master hands the new master it started: the
+// listening sockets (its FDs, in the order of Listeners) and the secret,
+// so that connections with a direct-routing token made by the old
+// generation are still accepted by the new one.
+type Upgrade struct {
+	// Listeners describe the listening sockets; the new master takes the
+	// one whose URL is in its own config and binds the others afresh.
+	Listeners []Listener `json:"listeners"`
+	// Secret is the old master's direct-routing secret. It never leaves
+	// the channel.
+	Secret []byte `json:"secret"`
+	// MasterPid is the old master's process id, for the new one's logs.
+	MasterPid int `json:"master_pid"`
 }
