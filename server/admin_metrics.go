@@ -48,6 +48,10 @@ var (
 		"Times the shard's worker paused accepting because its descriptors were nearly exhausted.", []string{"shard"}, nil)
 	descAcceptPaused = prometheus.NewDesc("subordinate_accept_paused",
 		"1 while the shard's worker has paused accepting (descriptors nearly exhausted).", []string{"shard"}, nil)
+	descTLSReloads = prometheus.NewDesc("subordinate_tls_reloads_total",
+		"Certificate reloads (SIGHUP) the shard's worker applied.", []string{"shard"}, nil)
+	descTLSReloadFailures = prometheus.NewDesc("subordinate_tls_reload_failures_total",
+		"Certificate reloads (SIGHUP) the shard's worker refused (unreadable or mismatched files); it kept the certificates in use.", []string{"shard"}, nil)
 	descDraining = prometheus.NewDesc("subordinate_worker_draining",
 		"1 while the shard's worker drains.", []string{"shard"}, nil)
 	descUp = prometheus.NewDesc("subordinate_worker_up",
@@ -127,6 +131,8 @@ func collectCluster(ch chan<- prometheus.Metric, view adminView, stats map[int]*
 		counter(descPanics, s.Panics, shard)
 		counter(descIdle, s.IdleClose, shard)
 		counter(descAcceptPauses, s.AcceptPauses, shard)
+		counter(descTLSReloads, s.TLSReloads, shard)
+		counter(descTLSReloadFailures, s.TLSReloadFailures, shard)
 		if s.FDs > 0 {
 			gauge(descFDs, float64(s.FDs), shard)
 		}

@@ -159,6 +159,10 @@ type workerStats struct {
 	AcceptPauses uint64 `json:"accept_pauses"`
 	AcceptPaused bool   `json:"accept_paused"`
 
+	// Certificate reloads (SIGHUP) that took, and that were refused.
+	TLSReloads        uint64 `json:"tls_reloads"`
+	TLSReloadFailures uint64 `json:"tls_reload_failures"`
+
 	Goroutines int    `json:"goroutines"`
 	HeapBytes  uint64 `json:"heap_bytes"`
 
@@ -226,6 +230,9 @@ func (r *routed) stats(ctx context.Context) workerStats {
 	s.Panics = r.panics.Load()
 	s.IdleClose = r.idleClosed.Load()
 	s.AcceptPauses = r.fds.pauses.Load()
+	if r.certs != nil {
+		s.TLSReloads, s.TLSReloadFailures = r.certs.reloads.Load(), r.certs.reloadFailures.Load()
+	}
 	s.FDs, _, _ = openDescriptors()
 	s.FDLimit = r.fds.limit
 	for _, p := range r.mesh.Stats() {
