@@ -10,6 +10,13 @@ import (
 // writes, and the only one it reads.
 const StreamHeaderVersion = 1
 
+// StreamAccepted is the first byte an owner writes on a relayed stream,
+// once it has read the header and taken the connection, before anything
+// of the handler's: the accepting worker waits for it before it relays
+// the client's bytes, and until then may open the stream again to the
+// owner's successor if the owner dies (docs/PROTOCOL.md, section 6).
+const StreamAccepted byte = 0x06
+
 // Stream header flags.
 const (
 	flagDirect = 1 << 0

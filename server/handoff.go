@@ -121,7 +121,7 @@ func (r *routed) receiveHandoffs(peer int, l *handoff.Link) {
 	}
 	bufs := handoff.NewBuffers()
 	for {
-		msg, fd, err := l.Receive(bufs)
+		msg, fd, seq, err := l.Receive(bufs)
 		if errors.Is(err, handoff.ErrBadMessage) {
 			r.log.Error("bad hand-off message", "peer", peer, "err", err)
 			continue
@@ -130,30 +130,68 @@ func (r *routed) receiveHandoffs(peer int, l *handoff.Link) {
 			if r.links.Down(peer, l) {
 				r.log.Info("hand-off link down", "peer", peer, "err", err)
 			}
+			r.resend(peer, l.Unacked())
 			return
 		}
-		r.arrive(peer, msg, fd)
+		r.arrive(peer, l, seq, msg, fd)
+	}
+}
+
+// resend hands off again the sockets a peer that died had been sent and
+// had not opened: they wait for its successor (handOffLater), as new
+// connections for it do. When this worker stops, they are closed.
+func (r *routed) resend(peer int, un []handoff.Pending) {
+	if len(un) == 0 {
+		return
+	}
+	select {
+	case <-r.stopped:
+		for _, p := range un {
+			_ = unix.Close(p.FD)
+		}
+		return
+	default:
+	}
+	r.log.Info("handing off again what a peer had not opened", "peer", peer, "conns", len(un))
+	for _, p := range un {
+		r.hold()
+		r.socks.Add(1)
+		go r.handOffLater(p.FD, p.Msg, peer)
 	}
 }
 
 // arrival is a handed-off socket on its way into the loop: gnet gives it
 // back as the context of the new connection, in OnOpen.
 type arrival struct {
-	m   *frame.Handoff
-	via int
+	m    *frame.Handoff
+	via  int
+	link *handoff.Link // the sender's, acknowledged in OnOpen
+	seq  uint32
 }
 
 // adoption is one socket given to gnet, whose result is awaited.
 type adoption struct {
-	res <-chan gnet.RegisteredResult
-	nc  net.Conn
-	via int
+	res  <-chan gnet.RegisteredResult
+	nc   net.Conn
+	via  int
+	link *handoff.Link // acknowledged once gnet has answered
+	seq  uint32
+}
+
+// ack tells the peer that sent a hand-off that this worker is done with
+// it (opened, refused, or found closed): the peer lets its copy go.
+// It does nothing for a socket that came another way (l nil).
+func ack(l *handoff.Link, seq uint32) {
+	if l != nil {
+		_ = l.Ack(seq)
+	}
 }
 
 // abandon ends the connection of an adoption gnet will not finish (the
 // loop stopped first): gnet's goroutine holds a duplicate of the socket
 // and waits for ever, so the socket itself is shut down.
 func (a adoption) abandon() {
+	ack(a.link, a.seq)
 	if sc, ok := a.nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			_ = rc.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
@@ -163,7 +201,7 @@ func (a adoption) abandon() {
 
 // arrive checks a hand-off message and gives its socket to gnet, which
 // registers it with the loop and calls OnOpen (openArrival).
-func (r *routed) arrive(peer int, b []byte, fd int) {
+func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int) {
 	m, err := frame.ParseHandoff(b, r.info.Config.MaxKey)
 	if err == nil && !r.owns(m.Key, m.Shard) {
 		err = fmt.Errorf("key %s is not this shard's", printable(m.Key))
@@ -200,10 +238,11 @@ func (r *routed) arrive(peer int, b []byte, fd int) {
 		// the missing address and leak its duplicate descriptor.
 		r.log.Debug("a handed-off connection was reset before it arrived", "peer", peer)
 		nc.Close()
+		ack(l, seq)
 		return
 	}
 	r.hold() // until gnet says how the registration went
-	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), &arrival{m: m, via: peer}), nc)
+	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), &arrival{m: m, via: peer, link: l, seq: seq}), nc)
 	res, err := r.eng.Gnet().Register(ctx)
 	if err != nil {
 		r.log.Warn("cannot adopt a handed-off connection", "peer", peer, "err", err)
@@ -212,7 +251,7 @@ func (r *routed) arrive(peer int, b []byte, fd int) {
 		r.release()
 		return
 	}
-	a := adoption{res: res, nc: nc, via: peer}
+	a := adoption{res: res, nc: nc, via: peer, link: l, seq: seq}
 	select {
 	case <-r.stopped:
 		a.abandon()
@@ -242,6 +281,7 @@ func (r *routed) awaitAdoptions() {
 		case res := <-a.res:
 			if res.Err != nil {
 				r.log.Warn("cannot adopt a handed-off connection", "peer", a.via, "err", res.Err)
+				ack(a.link, a.seq) // OnOpen did not run, and will not
 			}
 			r.release()
 		case <-r.stopped:
@@ -269,6 +309,14 @@ func (r *routed) abandonAdoptions() {
 // local connection in every respect, with the bytes the accepting worker
 // read waiting in front of gnet's buffer.
 func (r *routed) openArrival(gc gnet.Conn, a *arrival, short bool) ([]byte, gnet.Action) {
+	// Acknowledge before anything is read or written: from now on the
+	// connection is this worker's, and dies with it; until now its
+	// sender could hand it again to this worker's successor.
+	if a.link != nil {
+		if err := a.link.TryAck(a.seq); errors.Is(err, handoff.ErrFull) {
+			go ack(a.link, a.seq)
+		}
+	}
 	if short || r.full() {
 		return r.refuseBusy(gc, false)
 	}

@@ -167,6 +167,8 @@ func sendRaw(t *testing.T, link *os.File, msg []byte, fds ...int) {
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
+	// The link's header: a hand-off (kind 1), numbered 0 (docs/MESH.md).
+	msg = append([]byte{1, 0, 0, 0, 0}, msg...)
 	var serr error
 	if err := rc.Control(func(s uintptr) { serr = unix.Sendmsg(int(s), msg, oob, nil, 0) }); err != nil || serr != nil {
 		t.Fatal(err, serr)
@@ -352,10 +354,11 @@ func newFakeOwner(t *testing.T, hs *harness) *fakeOwner {
 func (o *fakeOwner) receive() (*frame.Handoff, net.Conn) {
 	t := o.t
 	t.Helper()
-	b, fd, err := o.link.Receive(o.bufs)
+	b, fd, seq, err := o.link.Receive(o.bufs)
 	if err != nil {
 		t.Fatalf("receive a hand-off: %v", err)
 	}
+	_ = o.link.Ack(seq) // the owner has it
 	m, err := frame.ParseHandoff(b, frame.MaxKeyLimit)
 	if err != nil {
 		unix.Close(fd)
@@ -457,10 +460,11 @@ func TestHandoffOwnerFull(t *testing.T) {
 			received := make(chan *frame.Handoff, n)
 			go func() {
 				for {
-					b, fd, err := owner.link.Receive(owner.bufs)
+					b, fd, seq, err := owner.link.Receive(owner.bufs)
 					if err != nil {
 						return
 					}
+					_ = owner.link.Ack(seq)
 					m, err := frame.ParseHandoff(b, frame.MaxKeyLimit)
 					// gnet may have read only part of the early bytes
 					// when shard 0 dispatched: the rest is on the socket.

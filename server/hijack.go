@@ -27,6 +27,7 @@ func (c *Conn) Hijack() (net.Conn, error) {
 	var (
 		nc     net.Conn
 		prefix []byte
+		queued *stream
 	)
 	switch {
 	case c.gc != nil:
@@ -45,12 +46,13 @@ func (c *Conn) Hijack() (net.Conn, error) {
 		nc = c.st.nc
 		prefix = c.st.in[c.st.head:]
 		c.st.in, c.st.head = nil, 0
+		queued = c.st
 	default:
 		return nil, ErrHijack
 	}
 	c.hijacked = true
 	delete(c.rt.idleConns, c) // the hijacker sets its own deadlines
-	c.hj = &hijacked{Conn: nc, prefix: prefix, c: c}
+	c.hj = &hijacked{Conn: nc, prefix: prefix, c: c, queued: queued}
 	c.rt.offLoop[c] = struct{}{}
 	return c.hj, nil
 }
@@ -61,6 +63,11 @@ type hijacked struct {
 	prefix []byte
 	c      *Conn
 	once   sync.Once
+	// queued is the stream a relayed Conn was backed by: what it queued
+	// before the hijack (the owner's StreamAccepted, the handler's first
+	// bytes) goes out before anything the hijacker writes.
+	queued  *stream
+	flushed sync.Once
 	// in and out count the bytes read and written through it (the
 	// shard's totals get them when it closes: stats.go). Per connection,
 	// so the relay goroutines of different connections share nothing.
@@ -78,7 +85,17 @@ func (h *hijacked) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// flush waits for what the stream queued before the hijack, once.
+func (h *hijacked) flush() {
+	h.flushed.Do(func() {
+		if h.queued != nil {
+			h.queued.flush()
+		}
+	})
+}
+
 func (h *hijacked) Write(p []byte) (int, error) {
+	h.flush()
 	n, err := h.Conn.Write(p)
 	h.out.Add(uint64(n))
 	return n, err
@@ -86,6 +103,7 @@ func (h *hijacked) Write(p []byte) (int, error) {
 
 // CloseWrite half-closes the connection.
 func (h *hijacked) CloseWrite() error {
+	h.flush()
 	if cw, ok := h.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
@@ -94,6 +112,7 @@ func (h *hijacked) CloseWrite() error {
 
 // Close closes the connection; the handler's OnClose follows on the loop.
 func (h *hijacked) Close() error {
+	h.flush()
 	err := h.Conn.Close()
 	h.once.Do(func() { h.c.rt.queueClosed(h.c, nil) })
 	return err

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"time"
@@ -64,19 +66,13 @@ func fileConn(fd int) (net.Conn, error) {
 	return net.FileConn(f)
 }
 
-// forwardConn opens a stream to owner, sends the stream header and relays
-// client to it until both sides are done. key is nil for a direct
-// connection.
+// forwardConn opens a stream to owner, sends the stream header, waits for
+// the owner to accept the connection and relays client to it until both
+// sides are done. If the owner dies before it accepted, the connection
+// goes to its successor: the owner never saw more than the header, and
+// nothing of it reached the client. It gives up, with -ERR, after
+// OwnerWait. key is nil for a direct connection.
 func (r *routed) forwardConn(client net.Conn, key []byte, owner int, early []byte, tlsi *TLSInfo) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.info.Config.OwnerWait)
-	st, err := r.mesh.Open(ctx, owner)
-	cancel()
-	if err != nil {
-		r.log.Warn("owner unavailable", "owner", owner, "remote", client.RemoteAddr(), "err", err)
-		r.gstats.refused[refOwnerUnavailable].Add(1)
-		r.replyError(client, fmt.Sprintf("shard %d unavailable", owner))
-		return
-	}
 	hdr := frame.StreamHeader{
 		Direct: key == nil,
 		Key:    key,
@@ -94,23 +90,62 @@ func (r *routed) forwardConn(client net.Conn, key []byte, owner int, early []byt
 		hdr.Early, rest = rest, nil
 	}
 	b, err := frame.AppendStreamHeader(nil, &hdr)
-	if err == nil {
-		_, err = st.Write(b)
+	if err != nil { // cannot happen: the decoder bounds the key
+		r.log.Error("cannot forward a connection", "owner", owner, "err", err)
+		r.replyError(client, "internal error")
+		return
 	}
-	if err == nil && len(rest) > 0 {
-		_, err = st.Write(rest)
-	}
-	if err != nil {
-		r.log.Warn("cannot forward a connection", "owner", owner, "err", err)
-		st.Close()
+	deadline := time.Now().Add(r.info.Config.OwnerWait)
+	for {
+		st, err := r.openAccepted(owner, b, rest, deadline)
+		if err == nil {
+			res := mesh.Relay(client, st, r.writeTimeout)
+			if res.Err != nil {
+				r.log.Debug("forwarded connection ended", "owner", owner, "err", res.Err)
+			}
+			return
+		}
+		if errors.Is(err, mesh.ErrPeerDown) && time.Now().Before(deadline) {
+			continue // the owner died before it took the connection: its successor will
+		}
+		r.log.Warn("owner unavailable", "owner", owner, "remote", client.RemoteAddr(), "err", err)
 		r.gstats.refused[refOwnerUnavailable].Add(1)
 		r.replyError(client, fmt.Sprintf("shard %d unavailable", owner))
 		return
 	}
-	res := mesh.Relay(client, st, r.writeTimeout)
-	if res.Err != nil {
-		r.log.Debug("forwarded connection ended", "owner", owner, "err", res.Err)
+}
+
+// openAccepted opens a stream to owner, writes the header hdr and the
+// early bytes past it, and waits until deadline for the owner's
+// StreamAccepted. An error wrapping mesh.ErrPeerDown means the link to
+// the owner is gone (or not there in time).
+func (r *routed) openAccepted(owner int, hdr, rest []byte, deadline time.Time) (*mesh.Stream, error) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	st, err := r.mesh.Open(ctx, owner)
+	cancel()
+	if err != nil {
+		return nil, err
 	}
+	_, err = st.Write(hdr)
+	if err == nil && len(rest) > 0 {
+		_, err = st.Write(rest)
+	}
+	if err == nil {
+		_ = st.SetReadDeadline(deadline)
+		var ack [1]byte
+		if _, err = io.ReadFull(st, ack[:]); err == nil && ack[0] != frame.StreamAccepted {
+			err = fmt.Errorf("the owner answered %#x, not accepted", ack[0])
+		}
+		_ = st.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		st.Close()
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("the owner refused the stream: %w", err)
+		}
+		return nil, fmt.Errorf("forward a connection: %w", err)
+	}
+	return st, nil
 }
 
 // replyError writes one -ERR line to a client off the loop, then closes.
@@ -157,15 +192,17 @@ func (r *routed) onStream(peer int, st *mesh.Stream) {
 	if err := r.shard.run(func() {
 		c := r.newConn(key, hdr.Direct, peer)
 		c.fwd, c.relayed, c.remote, c.local, c.tls = true, true, hdr.Client, hdr.Local, hdr.TLS
-		r.openStream(c, st, early)
+		r.openStream(c, st, early, true)
 	}); err != nil {
 		st.Close()
 	}
 }
 
 // openStream opens a Conn backed by nc (a mesh stream or a TLS
-// connection), on the loop; early are bytes already read from it.
-func (r *routed) openStream(c *Conn, nc net.Conn, early []byte) {
+// connection), on the loop; early are bytes already read from it. For a
+// relayed stream (accept), the owner's StreamAccepted goes out first,
+// before anything the handler writes.
+func (r *routed) openStream(c *Conn, nc net.Conn, early []byte, accept bool) {
 	c.st = newStream(c, nc)
 	c.st.in = append(c.st.in, early...)
 	r.offLoop[c] = struct{}{}
@@ -173,6 +210,9 @@ func (r *routed) openStream(c *Conn, nc net.Conn, early []byte) {
 		c.st.abort()
 		r.drop(c)
 		return
+	}
+	if accept {
+		c.st.accept()
 	}
 	r.open(c)
 }

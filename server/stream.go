@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/subordinate/subordinate/frame"
 )
 
 // Sizes of the stream backend.
@@ -45,6 +47,8 @@ type stream struct {
 	out     []byte
 	spare   []byte
 	writing bool
+	idle    chan struct{} // closed when the writer goroutine exits (flush)
+	control []byte        // queued bytes of the runtime's that even abort sends (accept)
 	finish  finishKind
 	failed  bool
 }
@@ -177,8 +181,15 @@ func (s *stream) readEnd(err error) {
 	c.abort(err)
 }
 
-// write queues p for the writer goroutine.
+// write queues p, from the handler, for the writer goroutine.
 func (s *stream) write(p []byte) (int, error) {
+	n, err := s.enqueue(p)
+	s.c.rt.lstats.bytesOut += uint64(n) // write runs on the loop
+	return n, err
+}
+
+// enqueue queues p for the writer goroutine.
+func (s *stream) enqueue(p []byte) (int, error) {
 	s.mu.Lock()
 	if s.finish != finishNone || s.failed {
 		s.mu.Unlock()
@@ -190,7 +201,6 @@ func (s *stream) write(p []byte) (int, error) {
 		return 0, ErrSlowReader
 	}
 	s.out = append(s.out, p...)
-	s.c.rt.lstats.bytesOut += uint64(len(p)) // write runs on the loop
 	if !s.writing {
 		s.writing = true
 		go s.writeLoop()
@@ -206,13 +216,14 @@ func (s *stream) writeLoop() {
 		s.mu.Lock()
 		if len(s.out) == 0 {
 			s.writing = false
+			s.wakeFlush()
 			f := s.finish
 			s.mu.Unlock()
 			s.finishNow(f)
 			return
 		}
 		b := s.out
-		s.out, s.spare = s.spare[:0], nil
+		s.out, s.spare, s.control = s.spare[:0], nil, nil
 		s.mu.Unlock()
 
 		_ = s.nc.SetWriteDeadline(time.Now().Add(s.c.rt.writeTimeout))
@@ -222,12 +233,37 @@ func (s *stream) writeLoop() {
 		s.spare = b[:0]
 		if err != nil {
 			s.failed, s.writing, s.out = true, false, nil
+			s.wakeFlush()
 			s.mu.Unlock()
 			_ = s.nc.Close()
 			_ = s.c.rt.shard.run(func() { s.c.abort(err) })
 			return
 		}
 		s.mu.Unlock()
+	}
+}
+
+// flush waits until the writer goroutine has sent what was queued (or
+// failed): a hijacker writes to the net.Conn itself, after it.
+func (s *stream) flush() {
+	s.mu.Lock()
+	if !s.writing {
+		s.mu.Unlock()
+		return
+	}
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	ch := s.idle
+	s.mu.Unlock()
+	<-ch
+}
+
+// wakeFlush wakes the flush waiting for the writer to exit; s.mu held.
+func (s *stream) wakeFlush() {
+	if s.idle != nil {
+		close(s.idle)
+		s.idle = nil
 	}
 }
 
@@ -271,8 +307,28 @@ func (s *stream) setFinish(f finishKind) {
 // abort closes at once, dropping what was not sent.
 func (s *stream) abort() {
 	s.mu.Lock()
+	if len(s.control) > 0 && !s.failed {
+		// The owner's StreamAccepted still goes, then the close: the
+		// connection was taken, and ends here.
+		s.out, s.finish = s.control, finishClose
+		if !s.writing {
+			s.writing = true
+			go s.writeLoop()
+		}
+		s.mu.Unlock()
+		s.end()
+		return
+	}
 	s.out, s.finish = nil, finishClose
 	s.mu.Unlock()
 	_ = s.nc.Close()
 	s.end()
+}
+
+// accept queues the owner's StreamAccepted, first on a relayed stream.
+func (s *stream) accept() {
+	s.mu.Lock()
+	s.control = []byte{frame.StreamAccepted}
+	s.mu.Unlock()
+	_, _ = s.enqueue(s.control)
 }

@@ -108,7 +108,7 @@ func (r *routed) serveTLS(raw net.Conn) {
 		c := r.newConn(key, key == nil, r.info.Index)
 		c.remote, c.local, c.tls = raw.RemoteAddr(), raw.LocalAddr(), info
 		c.sock = true
-		r.openStream(c, tc, early)
+		r.openStream(c, tc, early, false)
 	}); err != nil {
 		_ = tc.Close()
 	} else {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -57,11 +58,21 @@ func Supported() bool {
 }
 
 // Link is one end of a hand-off socketpair. TrySend may be called from
-// any goroutine (the event loop calls it); Send from any goroutine;
-// Receive from one goroutine at a time.
+// any goroutine (the event loop calls it); Send and Ack from any
+// goroutine; Receive from one goroutine at a time.
+//
+// A Link keeps every socket it sent until the peer acknowledges it (see
+// Ack and Unacked, and ack.go): a peer that dies with hand-offs still in
+// its socket, or not yet taken into its event loop, would otherwise
+// close those clients without a word.
 type Link struct {
 	uc *net.UnixConn
 	rc syscall.RawConn
+
+	mu      sync.Mutex
+	seq     uint32
+	pending map[uint32]Pending
+	ended   bool // Unacked or Close ran: nothing more is kept
 }
 
 // NewLink makes a Link of f, one end of a socketpair from Pair. It takes
@@ -82,40 +93,83 @@ func NewLink(f *os.File) (*Link, error) {
 		uc.Close()
 		return nil, fmt.Errorf("handoff: %w", err)
 	}
-	return &Link{uc: uc, rc: rc}, nil
+	return &Link{uc: uc, rc: rc, pending: make(map[uint32]Pending)}, nil
 }
 
-// Close closes the link. A blocked Receive returns.
+// Close closes the link. A blocked Receive returns. The hand-offs it
+// sent that the peer did not acknowledge stay with the link until
+// Unacked takes them: whoever runs Receive does, when it fails, so that
+// closing a link because its peer is gone (or replaced) loses none.
 func (l *Link) Close() error { return l.uc.Close() }
 
 // TrySend sends msg with the socket fd without waiting: it returns
 // ErrFull when the peer's socket has no room, and an error wrapping
 // ErrPeerGone when the peer is gone. On success the peer holds its own
-// reference to the socket, and the caller closes fd.
+// reference to the socket, the link keeps another until the peer
+// acknowledges it, and the caller closes fd.
 func (l *Link) TrySend(msg []byte, fd int) error {
-	oob := unix.UnixRights(fd)
-	var err error
-	cerr := l.rc.Control(func(s uintptr) {
-		err = unix.Sendmsg(int(s), msg, oob, nil, unix.MSG_DONTWAIT)
+	return l.send(msg, fd, func(hdr []byte, oob []byte) error {
+		var err error
+		cerr := l.rc.Control(func(s uintptr) {
+			_, err = unix.SendmsgBuffers(int(s), [][]byte{hdr, msg}, oob, nil, unix.MSG_DONTWAIT)
+		})
+		if cerr != nil {
+			return fmt.Errorf("handoff: send: %w: %v", ErrPeerGone, cerr)
+		}
+		return sendErr(err)
 	})
-	if cerr != nil {
-		return fmt.Errorf("handoff: send: %w: %v", ErrPeerGone, cerr)
-	}
-	return sendErr(err)
 }
 
 // Send sends msg with the socket fd, waiting until deadline for room in
 // the peer's socket. Errors are as TrySend's, and os.ErrDeadlineExceeded
 // when the deadline passed.
 func (l *Link) Send(msg []byte, fd int, deadline time.Time) error {
-	oob := unix.UnixRights(fd)
+	return l.send(msg, fd, func(hdr []byte, oob []byte) error {
+		return l.sendWait([][]byte{hdr, msg}, oob, deadline)
+	})
+}
+
+// send numbers a hand-off, keeps a duplicate of its socket and a copy of
+// its message as pending (before the peer can acknowledge it), and sends
+// it with do; a send that fails forgets it.
+func (l *Link) send(msg []byte, fd int, do func(hdr, oob []byte) error) error {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("handoff: keep the socket: %w", err)
+	}
+	l.mu.Lock()
+	if l.ended {
+		l.mu.Unlock()
+		_ = unix.Close(dup)
+		return fmt.Errorf("handoff: send: %w: link ended", ErrPeerGone)
+	}
+	l.seq++
+	seq := l.seq
+	l.pending[seq] = Pending{Msg: append([]byte(nil), msg...), FD: dup}
+	l.mu.Unlock()
+	var hdr [headerSize]byte
+	if err := do(appendHeader(hdr[:0], kindHandoff, seq), unix.UnixRights(fd)); err != nil {
+		l.mu.Lock()
+		p, ok := l.pending[seq]
+		delete(l.pending, seq)
+		l.mu.Unlock()
+		if ok {
+			_ = unix.Close(p.FD)
+		}
+		return err
+	}
+	return nil
+}
+
+// sendWait sends one datagram, waiting until deadline for room.
+func (l *Link) sendWait(bufs [][]byte, oob []byte, deadline time.Time) error {
 	// The write deadline is the socket's, shared by concurrent senders:
 	// each sets its own, so one may wait a little past its deadline or
 	// give up a little before it; every one of them is bounded.
 	_ = l.uc.SetWriteDeadline(deadline)
 	var err error
 	cerr := l.rc.Write(func(s uintptr) bool {
-		err = unix.Sendmsg(int(s), msg, oob, nil, unix.MSG_DONTWAIT)
+		_, err = unix.SendmsgBuffers(int(s), bufs, oob, nil, unix.MSG_DONTWAIT)
 		return !errors.Is(err, unix.EAGAIN)
 	})
 	if cerr != nil {
@@ -149,36 +203,50 @@ type Buffers struct {
 func NewBuffers() *Buffers {
 	// Room for a few descriptors more than the one expected, so that a
 	// peer sending too many is seen (and they are closed), not truncated.
-	return &Buffers{msg: make([]byte, frame.MaxHandoffSize+1), oob: make([]byte, unix.CmsgSpace(4*8))}
+	return &Buffers{msg: make([]byte, headerSize+frame.MaxHandoffSize+1), oob: make([]byte, unix.CmsgSpace(4*8))}
 }
 
-// Receive reads the next datagram. It returns its bytes (valid until the
-// next Receive with the same Buffers) and the socket that came with it,
-// which the caller owns. A datagram without exactly one socket, or cut
+// Receive reads the next hand-off. It returns its message (valid until
+// the next Receive with the same Buffers), the socket that came with it,
+// which the caller owns, and its number, which the caller gives to Ack
+// once it is done with it. Acknowledgements of this end's own hand-offs
+// are taken on the way. A datagram without exactly one socket, or cut
 // short, gives ErrBadMessage (its descriptors closed); the link goes on.
 // io.EOF means the peer closed its end.
-func (l *Link) Receive(b *Buffers) (msg []byte, fd int, err error) {
-	n, oobn, flags, _, err := l.uc.ReadMsgUnix(b.msg, b.oob)
-	var fds []int
-	if oobn > 0 {
-		fds = parseRights(b.oob[:oobn])
+func (l *Link) Receive(b *Buffers) (msg []byte, fd int, seq uint32, err error) {
+	for {
+		n, oobn, flags, _, err := l.uc.ReadMsgUnix(b.msg, b.oob)
+		var fds []int
+		if oobn > 0 {
+			fds = parseRights(b.oob[:oobn])
+		}
+		if err != nil {
+			closeFDs(fds)
+			return nil, -1, 0, err
+		}
+		kind, seq, ok := parseHeader(b.msg[:n])
+		switch {
+		case flags&unix.MSG_CTRUNC != 0:
+			closeFDs(fds)
+			return nil, -1, 0, fmt.Errorf("%w: control data truncated (descriptor limit?)", ErrBadMessage)
+		case flags&unix.MSG_TRUNC != 0 || n > headerSize+frame.MaxHandoffSize:
+			closeFDs(fds)
+			return nil, -1, 0, fmt.Errorf("%w: datagram larger than %d bytes", ErrBadMessage, headerSize+frame.MaxHandoffSize)
+		case !ok:
+			closeFDs(fds)
+			return nil, -1, 0, fmt.Errorf("%w: no link header", ErrBadMessage)
+		case kind == kindAck && len(fds) == 0 && n == headerSize:
+			l.acked(seq)
+			continue
+		case kind != kindHandoff:
+			closeFDs(fds)
+			return nil, -1, 0, fmt.Errorf("%w: kind %d", ErrBadMessage, kind)
+		case len(fds) != 1:
+			closeFDs(fds)
+			return nil, -1, 0, fmt.Errorf("%w: %d descriptors, want 1", ErrBadMessage, len(fds))
+		}
+		return b.msg[headerSize:n], fds[0], seq, nil
 	}
-	if err != nil {
-		closeFDs(fds)
-		return nil, -1, err
-	}
-	switch {
-	case flags&unix.MSG_CTRUNC != 0:
-		closeFDs(fds)
-		return nil, -1, fmt.Errorf("%w: control data truncated (descriptor limit?)", ErrBadMessage)
-	case flags&unix.MSG_TRUNC != 0 || n > frame.MaxHandoffSize:
-		closeFDs(fds)
-		return nil, -1, fmt.Errorf("%w: datagram larger than %d bytes", ErrBadMessage, frame.MaxHandoffSize)
-	case len(fds) != 1:
-		closeFDs(fds)
-		return nil, -1, fmt.Errorf("%w: %d descriptors, want 1", ErrBadMessage, len(fds))
-	}
-	return b.msg[:n], fds[0], nil
 }
 
 // parseRights returns the descriptors of the SCM_RIGHTS messages in oob.
