@@ -3,7 +3,6 @@ package handoff
 import (
 	"cmp"
 	"encoding/binary"
-	"fmt"
 	"slices"
 	"time"
 
@@ -66,14 +65,7 @@ func (l *Link) Ack(seq uint32) error {
 // goroutine).
 func (l *Link) TryAck(seq uint32) error {
 	var hdr [headerSize]byte
-	var err error
-	cerr := l.rc.Control(func(s uintptr) {
-		err = unix.Sendmsg(int(s), appendHeader(hdr[:0], kindAck, seq), nil, nil, unix.MSG_DONTWAIT)
-	})
-	if cerr != nil {
-		return fmt.Errorf("handoff: ack: %w: %v", ErrPeerGone, cerr)
-	}
-	return sendErr(err)
+	return l.sendNow([][]byte{appendHeader(hdr[:0], kindAck, seq)}, nil)
 }
 
 // acked forgets hand-off seq: the peer has it.

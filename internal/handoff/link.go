@@ -109,14 +109,7 @@ func (l *Link) Close() error { return l.uc.Close() }
 // acknowledges it, and the caller closes fd.
 func (l *Link) TrySend(msg []byte, fd int) error {
 	return l.send(msg, fd, func(hdr []byte, oob []byte) error {
-		var err error
-		cerr := l.rc.Control(func(s uintptr) {
-			_, err = unix.SendmsgBuffers(int(s), [][]byte{hdr, msg}, oob, nil, unix.MSG_DONTWAIT)
-		})
-		if cerr != nil {
-			return fmt.Errorf("handoff: send: %w: %v", ErrPeerGone, cerr)
-		}
-		return sendErr(err)
+		return l.sendNow([][]byte{hdr, msg}, oob)
 	})
 }
 
@@ -149,16 +142,22 @@ func (l *Link) send(msg []byte, fd int, do func(hdr, oob []byte) error) error {
 	l.mu.Unlock()
 	var hdr [headerSize]byte
 	if err := do(appendHeader(hdr[:0], kindHandoff, seq), unix.UnixRights(fd)); err != nil {
-		l.mu.Lock()
-		p, ok := l.pending[seq]
-		delete(l.pending, seq)
-		l.mu.Unlock()
-		if ok {
-			_ = unix.Close(p.FD)
-		}
+		l.acked(seq) // forget it: the peer never got it
 		return err
 	}
 	return nil
+}
+
+// sendNow sends one datagram without waiting for room.
+func (l *Link) sendNow(bufs [][]byte, oob []byte) error {
+	var err error
+	cerr := l.rc.Control(func(s uintptr) {
+		_, err = unix.SendmsgBuffers(int(s), bufs, oob, nil, unix.MSG_DONTWAIT)
+	})
+	if cerr != nil {
+		return fmt.Errorf("handoff: send: %w: %v", ErrPeerGone, cerr)
+	}
+	return sendErr(err)
 }
 
 // sendWait sends one datagram, waiting until deadline for room.
