@@ -115,10 +115,10 @@ func (r *routed) forwardConn(client net.Conn, key []byte, owner int, early []byt
 	}
 }
 
-// openAccepted opens a stream to owner, writes the header hdr and the
-// early bytes past it, and waits until deadline for the owner's
-// StreamAccepted. An error wrapping mesh.ErrPeerDown means the link to
-// the owner is gone (or not there in time).
+// openAccepted opens a stream to owner (waiting until deadline for a link
+// to it), writes the header hdr and the early bytes past it, and waits for
+// the owner's StreamAccepted. An error wrapping mesh.ErrPeerDown means the
+// link to the owner is gone (or not there in time).
 func (r *routed) openAccepted(owner int, hdr, rest []byte, deadline time.Time) (*mesh.Stream, error) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	st, err := r.mesh.Open(ctx, owner)
@@ -131,7 +131,10 @@ func (r *routed) openAccepted(owner int, hdr, rest []byte, deadline time.Time) (
 		_, err = st.Write(rest)
 	}
 	if err == nil {
-		_ = st.SetReadDeadline(deadline)
+		// A live owner answers at once; the wait for its answer is
+		// bounded like a write on the mesh, not by OwnerWait (which is
+		// how long a connection waits for an owner that is down).
+		_ = st.SetReadDeadline(time.Now().Add(r.writeTimeout))
 		var ack [1]byte
 		if _, err = io.ReadFull(st, ack[:]); err == nil && ack[0] != frame.StreamAccepted {
 			err = fmt.Errorf("the owner answered %#x, not accepted", ack[0])
