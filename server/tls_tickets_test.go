@@ -65,7 +65,7 @@ func TestTicketRingRotation(t *testing.T) {
 		{3 * p, 1, "432"}, // key 1 dropped
 		{3*p + 30*time.Minute, 0, "432"},
 		{4 * p, 1, "543"},
-		{6 * p, 2, "765"}, // two periods passed: two rotations
+		{6 * p, 2, "765"},   // two periods passed: two rotations
 		{100 * p, 3, ":98"}, // late: at most ticketKeysKept (':' is byte 10)
 		{101*p - time.Nanosecond, 0, ":98"},
 		{101 * p, 1, ";:9"},
