@@ -26,6 +26,7 @@ const (
 	DefaultMaxRestartBackoff = 5 * time.Second
 	DefaultKeepAlive         = 15 * time.Second
 	DefaultUpgradeTimeout    = 30 * time.Second
+	DefaultTicketKeyRotation = 12 * time.Hour
 )
 
 // Ways a worker reaches the owner of a plain connection it accepted, for
@@ -194,6 +195,15 @@ type Config struct {
 	// certificate verification, ALPN. See TLSConfig.
 	TLS TLSConfig `json:"tls"`
 
+	// TicketKeyRotation is how often the master replaces the TLS session
+	// ticket key that encrypts new tickets. Every worker has the same
+	// keys (sent over the control channel), so a client resumes its
+	// session on whichever worker accepts it; a key goes on decrypting
+	// for two more rotations, so a ticket resumes for 2 to 3 periods
+	// (and at most 7 days, crypto/tls's limit). See docs/TLS.md,
+	// "Session resumption". Default: 12h.
+	TicketKeyRotation time.Duration `json:"ticket_key_rotation"`
+
 	// Logger receives the logs of the process (master or worker), which
 	// add "pid" and, in a worker, "shard". Default: slog.Default().
 	Logger *slog.Logger `json:"-"`
@@ -216,6 +226,7 @@ func DefaultConfig() Config {
 		MaxRestartBackoff: DefaultMaxRestartBackoff,
 		KeepAlive:         DefaultKeepAlive,
 		UpgradeTimeout:    DefaultUpgradeTimeout,
+		TicketKeyRotation: DefaultTicketKeyRotation,
 	}
 }
 
@@ -275,6 +286,8 @@ func (c *Config) Validate() error {
 		return bad("admin pprof without an admin address")
 	case c.UpgradeTimeout <= 0:
 		return bad("upgrade timeout %v: want > 0", c.UpgradeTimeout)
+	case c.TicketKeyRotation <= 0:
+		return bad("TLS ticket key rotation %v: want > 0", c.TicketKeyRotation)
 	}
 	if c.Admin != "" {
 		if err := validAdmin(c.Admin); err != nil {

@@ -48,6 +48,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.KeepAlive = 0 }, "keepalive 0s"},
 		{func(c *Config) { c.KeepAlive = time.Millisecond }, "keepalive 1ms"},
 		{func(c *Config) { c.IdleTimeout = -1 }, "idle timeout"},
+		{func(c *Config) { c.TicketKeyRotation = 0 }, "TLS ticket key rotation 0s"},
 		{func(c *Config) { c.Listen = []string{"tls://127.0.0.1:0"} }, "needs at least one certificate"},
 		{func(c *Config) {
 			c.Listen = []string{"tls://127.0.0.1:0"}

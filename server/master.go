@@ -26,6 +26,10 @@ func runMaster(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	tickets, err := newMasterTickets(&cfg, inh, log)
+	if err != nil {
+		return err
+	}
 	exe, err := openMasterBinary(log)
 	if err != nil {
 		return err
@@ -80,6 +84,7 @@ func runMaster(cfg Config) error {
 		args:    os.Args,
 		log:     log,
 		admin:   admin,
+		tickets: tickets,
 
 		upgradePath: upgradeBinaryPath(os.Args[0], exe),
 	}

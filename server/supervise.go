@@ -64,6 +64,11 @@ type supervisor struct {
 	// onAllReady, if set, runs once when every worker is first ready (a
 	// new master of an upgrade tells the old one).
 	onAllReady func()
+
+	// tickets are the TLS session ticket keys (nil without a tls://
+	// listener), rotated when ticketTimer fires (tls_tickets.go).
+	tickets     *ticketRing
+	ticketTimer *time.Timer
 }
 
 type supState int
@@ -127,6 +132,8 @@ func (s *supervisor) run() error {
 	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigc)
+	s.armTickets()
+	defer s.stopTickets()
 
 	s.workers = make([]*workerProc, s.cfg.Workers)
 	for i := range s.workers {
@@ -149,6 +156,8 @@ func (s *supervisor) run() error {
 			req.reply <- s.adminView(req.id)
 		case ev := <-s.upgEvents:
 			s.upgradeEvent(ev)
+		case <-s.ticketC():
+			s.rotateTickets()
 		case <-s.kill:
 			s.kill = nil
 			for _, w := range s.workers {
@@ -467,7 +476,7 @@ func (s *supervisor) start(i int) error {
 	}
 	init := &ctl.Message{Type: ctl.TypeInit, Protocol: ctl.ProtocolVersion, Init: &ctl.Init{
 		Shard: i, Workers: s.cfg.Workers, Config: s.cfgJSON, Secret: s.secret,
-		Listeners: specs, Peers: peers,
+		Listeners: specs, Peers: peers, Tickets: s.tickets.wire(),
 	}, FDs: fds}
 	_ = mc.SetWriteDeadline(time.Now().Add(sendTimeout))
 	if err := mc.Send(init); err != nil {

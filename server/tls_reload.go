@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -33,6 +34,13 @@ type certStore struct {
 	// subordinate_tls_reload_failures_total).
 	reloads        atomic.Uint64
 	reloadFailures atomic.Uint64
+
+	// ticketKeys are the master's session ticket keys (none until it
+	// sends them), set on every configuration the store serves, those of
+	// later reloads included (tls_tickets.go). ticketMu orders a reload
+	// and a rotation.
+	ticketMu   sync.Mutex
+	ticketKeys [][ticketKeySize]byte
 }
 
 // newCertStore builds the configuration of spec from its files.
@@ -71,6 +79,11 @@ func (s *certStore) reload() error {
 	if err != nil {
 		s.reloadFailures.Add(1)
 		return err
+	}
+	s.ticketMu.Lock()
+	defer s.ticketMu.Unlock()
+	if len(s.ticketKeys) > 0 {
+		next.SetSessionTicketKeys(s.ticketKeys) // sessions resume across a reload
 	}
 	s.cur.Store(next)
 	s.reloads.Add(1)

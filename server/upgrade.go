@@ -168,7 +168,7 @@ func (s *supervisor) startUpgrade() {
 	}
 	_ = mc.SetWriteDeadline(time.Now().Add(sendTimeout))
 	err = mc.Send(&ctl.Message{Type: ctl.TypeUpgrade, Protocol: ctl.ProtocolVersion,
-		Upgrade: &ctl.Upgrade{Listeners: specs, Secret: s.secret, MasterPid: os.Getpid()}, FDs: fds})
+		Upgrade: &ctl.Upgrade{Listeners: specs, Secret: s.secret, MasterPid: os.Getpid(), Tickets: s.tickets.wire()}, FDs: fds})
 	_ = mc.SetWriteDeadline(time.Time{})
 	if err != nil {
 		// Most likely it has exited already: its exit reports the
@@ -245,6 +245,7 @@ func (s *supervisor) upgradeFailed(log *slog.Logger, why string, attrs ...any) {
 		_ = u.proc.Kill() // an error if it has exited: nothing to kill
 		s.upg = nil
 	}
+	s.armTickets() // rotations held for the upgrade resume
 	log.Error("UPGRADE FAILED: "+why+"; this master serves on", attrs...)
 	if s.cfg.PidFile != "" {
 		if pid, err := readPidFile(s.cfg.PidFile); err != nil || pid != os.Getpid() {
@@ -291,6 +292,10 @@ type inheritance struct {
 	secret []byte
 	lns    map[string]*masterListener // by listen URL, until taken
 	unix   map[*masterListener]string // taken Unix listeners: their path
+
+	// tickets are the old master's TLS session ticket keys (nil if it
+	// had none).
+	tickets *ctl.Tickets
 }
 
 // receiveUpgrade reads the old master's upgrade message when this process
@@ -324,7 +329,7 @@ func receiveUpgrade(log *slog.Logger) (*inheritance, error) {
 		cc.Close()
 		return nil, fmt.Errorf("upgrade: the old master sent %q with %d descriptors, want an upgrade message with one per listener", m.Type, len(m.FDs))
 	}
-	in := &inheritance{cc: cc, oldPid: m.Upgrade.MasterPid, secret: m.Upgrade.Secret,
+	in := &inheritance{cc: cc, oldPid: m.Upgrade.MasterPid, secret: m.Upgrade.Secret, tickets: m.Upgrade.Tickets,
 		lns: map[string]*masterListener{}, unix: map[*masterListener]string{}}
 	for i, l := range m.Upgrade.Listeners {
 		// unixPath stays empty until the upgrade is done: a new master

@@ -77,6 +77,7 @@ func runWorker(local Config, factory HandlerFactory) error {
 	if err != nil {
 		return fmt.Errorf("worker: shard %d: %w", info.Index, err)
 	}
+	installTickets(rt, m.Init.Tickets, log) // before the first handshake
 	served := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() { served <- rt.Serve(func() { close(ready) }) }()
@@ -151,6 +152,9 @@ func runWorker(local Config, factory HandlerFactory) error {
 				if c, ok := rt.(certReloader); ok {
 					c.ReloadCerts()
 				}
+			case ctl.TypeTickets:
+				ctl.CloseFDs(m)
+				installTickets(rt, m.Tickets, log)
 			case ctl.TypeStop:
 				ctl.CloseFDs(m)
 				stop("master")

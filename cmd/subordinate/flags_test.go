@@ -33,6 +33,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"serve", "--max-key", "99999999999999999999"}, "--max-key 99999999999999999999: out of range: want a whole number"},
 		{[]string{"serve", "--crash-on-panic=yes"}, "--crash-on-panic yes: want true or false"},
 		{[]string{"serve", "--frame", "xml"}, `frame "xml": want line or binary`},
+		{[]string{"serve", "--tls-ticket-rotation", "-1h"}, "TLS ticket key rotation -1h0m0s: want > 0"},
 		{[]string{"serve", "--forward", "teleport"}, `forward "teleport": want handoff or relay`},
 		{[]string{"serve", "--handler", "nope"}, `unknown handler "nope" (have: chat, echo`},
 		{[]string{"serve", "--log-level", "loud"}, `log level "loud": want debug, info, warn or error`},

@@ -49,6 +49,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	clientCA := fs.String("client-ca", "", "PEM CA file: require and verify client certificates (mutual TLS)")
 	alpn := fs.String("alpn", "", "comma-separated ALPN protocols to offer, in order of preference")
 	tlsMin := fs.String("tls-min-version", "1.2", "oldest TLS version accepted: 1.2 or 1.3")
+	ticketRotation := fs.Duration("tls-ticket-rotation", def.TicketKeyRotation, "how often the master replaces the TLS session ticket key shared by every worker (a ticket resumes for 2 to 3 periods; see docs/TLS.md)")
 	upstream := fs.String("upstream", "", "proxy handler: each shard's upstream, e.g. tcp://127.0.0.1:{9000+shard} (or 127.0.0.1:{9000+shard}) or unix:///run/app/{shard}.sock")
 	upstreamPP := fs.Bool("upstream-proxy-protocol", false, "proxy handler: start each upstream connection with a PROXY protocol v2 header")
 	admin := fs.String("admin", def.Admin, "HOST:PORT of the master's HTTP admin endpoint: /metrics, /healthz, /readyz, /status (off unless given; keep it on loopback or a private address)")
@@ -124,6 +125,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		cfg.TLS.ALPN = strings.Split(*alpn, ",")
 	}
 	cfg.TLS.MinVersion = *tlsMin
+	cfg.TicketKeyRotation = *ticketRotation
 	cfg.Logger = logger
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "subordinate serve: %v\n", err)

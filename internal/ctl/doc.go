@@ -11,7 +11,8 @@
 // The conversation:
 //
 //	master -> worker  init   protocol version, shard index, worker count,
-//	                         config, secret, listener specs; FDs: the
+//	                         config, secret, TLS session ticket keys,
+//	                         listener specs; FDs: the
 //	                         listeners in order, then, per peer in
 //	                         Init.Peers, its mesh link end and its hand-off
 //	                         link end
@@ -26,12 +27,16 @@
 //	worker -> master  stats  the answer: the same number and a JSON
 //	                         snapshot (the admin endpoint's metrics)
 //	master -> worker  reload re-read the TLS certificate files (SIGHUP)
+//	master -> worker  tickets the TLS session ticket keys after a
+//	                         rotation: current first, then the previous
+//	                         ones still accepted
 //
 // A binary upgrade (SIGUSR2) uses a channel of the same kind between the
 // old master and the new master it starts (descriptor 3 and the
 // environment variable SUBORDINATE_UPGRADE=3 in the new one):
 //
-//	old -> new        upgrade listener specs, secret; FDs: the
+//	old -> new        upgrade listener specs, secret, TLS session ticket
+//	                         keys; FDs: the
 //	                         listening sockets in order
 //	new -> old        ready  its workers are all ready: the old master
 //	                         drains its own and exits

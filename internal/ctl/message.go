@@ -56,6 +56,9 @@ const (
 	// version 2. Its fields only ever grow, so that a new master can read
 	// the message of an old one whatever their versions.
 	TypeUpgrade Type = "upgrade"
+	// TypeTickets gives a worker the TLS session ticket keys after the
+	// master rotated them (Message.Tickets). Added in version 2.
+	TypeTickets Type = "tickets"
 )
 
 // Message is one control message. Exactly the field that matches Type is
@@ -72,6 +75,7 @@ type Message struct {
 	Refused  *Refused `json:"refused,omitempty"`
 	Stats    *Stats   `json:"stats,omitempty"`
 	Upgrade  *Upgrade `json:"upgrade,omitempty"`
+	Tickets  *Tickets `json:"tickets,omitempty"`
 
 	// FDs are the file descriptors sent with the message. On Receive they
 	// are new descriptors of this process, close-on-exec, owned by the
@@ -103,6 +107,10 @@ type Init struct {
 	// the listeners among the FDs. A peer that is down at the time is absent;
 	// a peer message brings its link when it is back.
 	Peers []int `json:"peers"`
+	// Tickets are the TLS session ticket keys in use when the worker
+	// starts (nil without a tls:// listener). They never leave the
+	// control channel. Added in version 2.
+	Tickets *Tickets `json:"tickets,omitempty"`
 }
 
 // Listener describes one listening socket.
@@ -161,4 +169,21 @@ type Upgrade struct {
 	Secret []byte `json:"secret"`
 	// MasterPid is the old master's process id, for the new one's logs.
 	MasterPid int `json:"master_pid"`
+	// Tickets are the old master's TLS session ticket keys (nil without
+	// a tls:// listener), so that sessions of the old generation resume
+	// on the new one. They never leave the channel. Added in version 2.
+	Tickets *Tickets `json:"tickets,omitempty"`
+}
+
+// Tickets are the TLS session ticket keys every worker uses, made and
+// rotated by the master: the first encrypts new tickets, all decrypt.
+// They are secrets: they travel on the control channel only, and are
+// never logged.
+type Tickets struct {
+	// Keys are 32 bytes each (crypto/tls.Config.SetSessionTicketKeys),
+	// the current key first, then the previous ones, newest first.
+	Keys [][]byte `json:"keys"`
+	// Rotation counts the master's rotations so far (0: the keys it
+	// started with), for logs and tests. It is not secret.
+	Rotation uint64 `json:"rotation"`
 }
