@@ -61,6 +61,12 @@ func TestHAProxyConfig(t *testing.T) {
 	}
 }
 
+func TestFindHAProxyMissing(t *testing.T) {
+	if _, err := findHAProxy(filepath.Join(t.TempDir(), "haproxy")); err != errNoHAProxy {
+		t.Fatalf("findHAProxy of a missing file: %v, want errNoHAProxy", err)
+	}
+}
+
 func TestParseHAProxyVersion(t *testing.T) {
 	vv := "HAProxy version 2.6.12-1+deb12u3 2025/10/03 - https://haproxy.org/\nBuilt with OpenSSL version : OpenSSL 3.0.17 1 Jul 2025\nRunning on OpenSSL version : OpenSSL 3.0.19 27 Jan 2026\n"
 	if got, want := parseHAProxyVersion(vv), "HAProxy 2.6.12, OpenSSL 3.0.19"; got != want {

@@ -116,9 +116,9 @@ func main() {
 	b.std = build(dir, "github.com/subordinate/subordinate/bench/compare/stdecho")
 	b.gnet = build(dir, "github.com/subordinate/subordinate/bench/compare/gnetecho")
 	b.dir = dir
-	hapVersion := "not installed"
+	hapVersion := "HAProxy not installed"
 	if !o.rows["haproxy"] {
-		hapVersion = "not measured"
+		hapVersion = "HAProxy not measured"
 	} else if b.haproxy, err = findHAProxy(o.haproxy); err != nil {
 		log.Print(err)
 	} else {
