@@ -134,7 +134,7 @@ func main() {
 	}
 	fmt.Printf("Medians of %d runs of %v per cell, rows interleaved; %d client connections (in the handshake workloads, %d concurrent clients each opening a connection per operation: dial, handshake, key line, 64 B echo, close); ECDSA P-256 certificate, the client offering %s. Full: no session to resume. Resumed: the client keeps a session cache per cell and every connection offers the last session (\"resumed\" is the share of handshakes that did). CPU per op: user+system time of the row's processes over the operations (HAProxy's row: haproxy and its %d backends).\n\n",
 		o.runs, o.duration, o.conns, o.conns, kex, o.workers)
-	if b.haproxy == "" {
+	if o.rows["haproxy"] && b.haproxy == "" {
 		fmt.Printf("HAProxy row left out: %v.\n\n", errNoHAProxy)
 	}
 	for _, pinned := range settings {
