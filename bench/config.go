@@ -178,6 +178,15 @@ type Config struct {
 	// certificates, the host of Addr is used.
 	TLS *tls.Config
 
+	// TLSResume makes every TLS connection offer to resume the session of
+	// an earlier connection of the same run: the run keeps a session cache
+	// of its own (a tls.NewLRUClientSessionCache), shared by its
+	// connections, unless TLS.ClientSessionCache is set. The first
+	// handshakes of a run are full; Result.TLSResumed counts those that
+	// resumed. Needs TLS. Default false: with a nil
+	// TLS.ClientSessionCache, every handshake is full.
+	TLSResume bool
+
 	// Linger0 closes each connection with a reset (SO_LINGER 0) instead of
 	// a FIN, so that the client keeps no TIME_WAIT socket. It matters in
 	// Connect mode, where TIME_WAIT sockets cap the connection rate.
@@ -291,6 +300,9 @@ func (c Config) Verify() error {
 		}
 	default:
 		return bad("frame %v", c.Frame)
+	}
+	if c.TLSResume && c.TLS == nil {
+		return bad("TLS resumption needs TLS")
 	}
 	if c.TLS != nil && c.TLS.MinVersion != 0 && c.TLS.MinVersion < tls.VersionTLS12 {
 		return bad("TLS below 1.2")

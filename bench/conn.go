@@ -37,6 +37,12 @@ func (w *worker) dial() (net.Conn, int, error) {
 		_ = c.Close()
 		return nil, kTLS, err
 	}
+	if r.measuring.Load() {
+		w.tlsHandshakes.Add(1)
+		if tc.ConnectionState().DidResume {
+			w.tlsResumed.Add(1)
+		}
+	}
 	return tc, 0, nil
 }
 

@@ -40,6 +40,10 @@ type Result struct {
 	// kind as text: the server's "-ERR ..." line, what came back instead
 	// of an echo, why a TLS handshake failed. Nil without errors.
 	Reasons map[string]string
+	// TLSHandshakes counts the TLS handshakes completed while measuring,
+	// and TLSResumed those of them that resumed a session
+	// (Config.TLSResume). Zero without TLS.
+	TLSHandshakes, TLSResumed int64
 }
 
 // RPS is requests per second.
@@ -108,6 +112,10 @@ type Report struct {
 	ErrorTotal int64            `json:"error_total"`
 	// Reasons is Result.Reasons: the first error of each kind, as text.
 	Reasons map[string]string `json:"reasons,omitempty"`
+	// TLSHandshakes and TLSResumed are Result's: TLS handshakes while
+	// measuring, and how many resumed a session. Absent without TLS.
+	TLSHandshakes int64 `json:"tls_handshakes,omitempty"`
+	TLSResumed    int64 `json:"tls_resumed,omitempty"`
 }
 
 // Report returns the summary of r. Its Errors map is never nil.
@@ -126,5 +134,6 @@ func (r *Result) Report() Report {
 		P50us: us(r.Percentile(50)), P90us: us(r.Percentile(90)),
 		P99us: us(r.Percentile(99)), P999us: us(r.Percentile(99.9)),
 		MaxUs: us(r.Max()), Errors: errs, ErrorTotal: r.ErrorTotal(), Reasons: r.Reasons,
+		TLSHandshakes: r.TLSHandshakes, TLSResumed: r.TLSResumed,
 	}
 }

@@ -99,6 +99,9 @@ func clientTLS(cfg *Config) *tls.Config {
 	if t.MinVersion == 0 {
 		t.MinVersion = tls.VersionTLS12
 	}
+	if cfg.TLSResume && t.ClientSessionCache == nil {
+		t.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+	}
 	if t.ServerName == "" && !t.InsecureSkipVerify && cfg.network() == "tcp" {
 		if host, _, err := net.SplitHostPort(cfg.Addr); err == nil {
 			t.ServerName = host
@@ -181,6 +184,8 @@ func (r *runner) result() *Result {
 	for _, w := range r.workers {
 		res.Requests += w.reqs.Load()
 		res.Latency.Merge(w.hist)
+		res.TLSHandshakes += w.tlsHandshakes.Load()
+		res.TLSResumed += w.tlsResumed.Load()
 		for i := range w.errs {
 			if n := w.errs[i].Load(); n > 0 {
 				res.Errors[kinds[i]] += n
@@ -213,6 +218,9 @@ type worker struct {
 	resp []byte // one reply
 	seq  int
 	key  []byte // scratch for the key
+
+	// TLS handshakes completed while measuring, and those that resumed.
+	tlsHandshakes, tlsResumed atomic.Int64
 }
 
 // window is the number of distinct payloads a worker cycles through, so

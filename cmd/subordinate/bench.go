@@ -51,6 +51,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		insecure   = fs.Bool("tls-insecure", false, "with --tls, do not verify the server certificate")
 		caFile     = fs.String("tls-ca", "", "with --tls, PEM file of the CA certificates to trust")
 		serverName = fs.String("tls-server-name", "", "with --tls, the name to verify (default: the host of --addr)")
+		tlsResume  = fs.Bool("tls-resume", false, "with --tls, every connection resumes the TLS session of an earlier one (default: full handshakes)")
 		linger0    = fs.Bool("linger0", false, "close connections with a reset (SO_LINGER 0): no TIME_WAIT in connect mode")
 		timeout    = fs.Duration("timeout", def.Timeout, "bound on each dial, handshake and request")
 		maxErrors  = fs.Int64("max-errors", 0, "stop the run after this many errors (0: never), to see at once why a server fails")
@@ -73,6 +74,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		Addr: *addr, Conns: *conns, Requests: *requests, Warmup: *warmup,
 		Size: *size, Keys: *keys, ZipfS: *zipfS, Seed: *seed, Shards: *shards,
 		Depth: *depth, Linger0: *linger0, Timeout: *timeout, MaxErrors: *maxErrors,
+		TLSResume: *tlsResume,
 	}
 	if *requests == 0 {
 		cfg.Duration = *duration
@@ -88,8 +90,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	if err == nil && *useTLS {
 		cfg.TLS, err = benchTLS(*insecure, *caFile, *serverName)
-	} else if err == nil && (*insecure || *caFile != "" || *serverName != "") {
-		err = errors.New("--tls-insecure, --tls-ca and --tls-server-name need --tls")
+	} else if err == nil && (*insecure || *caFile != "" || *serverName != "" || *tlsResume) {
+		err = errors.New("--tls-insecure, --tls-ca, --tls-server-name and --tls-resume need --tls")
 	}
 	if err == nil {
 		err = cfg.Verify()
@@ -145,6 +147,9 @@ func printSummary(w io.Writer, addr string, r bench.Report) {
 	fmt.Fprintf(w, "  %d requests in %.2fs: %.0f req/s, %.2f MB/s\n", r.Requests, r.DurationS, r.RPS, r.MBps)
 	fmt.Fprintf(w, "  latency µs: p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n",
 		r.P50us, r.P90us, r.P99us, r.P999us, r.MaxUs)
+	if r.TLSHandshakes > 0 {
+		fmt.Fprintf(w, "  %d TLS handshakes, %d resumed\n", r.TLSHandshakes, r.TLSResumed)
+	}
 	if r.ErrorTotal == 0 {
 		fmt.Fprintln(w, "  no errors")
 		return

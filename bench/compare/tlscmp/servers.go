@@ -1,0 +1,157 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// startServers starts every row, each ready to serve when it returns; on
+// error the rows started so far are returned for stopping.
+func startServers(o options, b *bins, cpus string, threads int) ([]*server, error) {
+	var out []*server
+	add := func(s *server, argv ...string) error {
+		out = append(out, s)
+		if _, err := s.launch(cpus, argv...); err != nil {
+			return err
+		}
+		return waitTLS(s.addr, b.pool)
+	}
+	if o.rows["std"] {
+		std := &server{id: "std", name: "Go crypto/tls, goroutine per conn", addr: freeAddr()}
+		if err := add(std, b.std, "-addr", std.addr, "-tls-cert", b.cert, "-tls-key", b.key); err != nil {
+			return out, err
+		}
+	}
+	for _, id := range []string{"sub1", "subN"} {
+		if !o.rows[id] {
+			continue
+		}
+		w, name := 1, "Subordinate, 1 worker"
+		if id == "subN" {
+			w, name = o.workers, fmt.Sprintf("Subordinate, %d workers", o.workers)
+		}
+		s := &server{id: id, name: name, addr: freeAddr()}
+		if err := add(s, b.sub, "serve", "--listen", "tls://"+s.addr, "--workers", fmt.Sprint(w),
+			"--handler", "echo", "--cert", b.cert, "--key", b.key, "--log-level", "warn"); err != nil {
+			return out, err
+		}
+	}
+	if b.haproxy == "" {
+		return out, nil
+	}
+	s := &server{id: "haproxy", name: fmt.Sprintf("HAProxy (OpenSSL), %d backends", o.workers), addr: freeAddr()}
+	out = append(out, s)
+	p := haproxyParams{Addr: s.addr, PEM: filepath.Join(b.dir, "haproxy.pem"), MaxConn: 1000, Threads: threads}
+	for i := 0; i < o.workers; i++ {
+		addr := freeAddr()
+		if _, err := s.launch(cpus, b.gnet, "-addr", addr); err != nil {
+			return out, err
+		}
+		if err := waitPlain(addr); err != nil {
+			return out, err
+		}
+		p.Backends = append(p.Backends, addr)
+	}
+	cfgPath := filepath.Join(b.dir, "haproxy.cfg")
+	f, err := os.Create(cfgPath)
+	if err != nil {
+		return out, err
+	}
+	err = renderHAProxyConfig(f, p)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return out, err
+	}
+	if msg, err := exec.Command(b.haproxy, "-c", "-q", "-f", cfgPath).CombinedOutput(); err != nil {
+		return out, fmt.Errorf("haproxy -c: %v: %s", err, msg)
+	}
+	if s.front, err = s.launch(cpus, b.haproxy, "-db", "-f", cfgPath); err != nil {
+		return out, err
+	}
+	return out, waitTLS(s.addr, b.pool)
+}
+
+// negotiated is what a TLS 1.3 and a TLS 1.2 handshake with addr agree
+// on: version, cipher suite and key exchange.
+func negotiated(addr string, pool *x509.CertPool, defaultKex bool) string {
+	var parts []string
+	for _, wl := range []workload{workloads[0], workloads[2]} {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, wl.clientTLS(pool, defaultKex))
+		if err != nil {
+			parts = append(parts, "error: "+err.Error())
+			continue
+		}
+		st := c.ConnectionState()
+		c.Close()
+		parts = append(parts, fmt.Sprintf("%s %s %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), st.CurveID))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func build(dir, pkg string) string {
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		log.Fatalf("build %s: %v", pkg, err)
+	}
+	return out
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitTLS waits until addr completes a handshake and an echo.
+func waitTLS(addr string, pool *x509.CertPool) error {
+	return waitEcho(addr, func() (net.Conn, error) {
+		return tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	})
+}
+
+// waitPlain waits until addr echoes over plain TCP.
+func waitPlain(addr string) error {
+	return waitEcho(addr, func() (net.Conn, error) { return net.DialTimeout("tcp", addr, 2*time.Second) })
+}
+
+// waitEcho waits until a connection from dial echoes after a key line.
+func waitEcho(addr string, dial func() (net.Conn, error)) error {
+	var last error
+	for i := 0; i < 200; i++ {
+		c, err := dial()
+		if err == nil {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(c, "k\nping\n")
+			var line string
+			line, err = bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err == nil && line == "ping\n" {
+				return nil
+			}
+			if err == nil {
+				err = fmt.Errorf("echo %q", line)
+			}
+		}
+		last = err
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s does not answer: %v", addr, last)
+}
