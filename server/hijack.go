@@ -30,6 +30,11 @@ func (c *Conn) Hijack() (net.Conn, error) {
 		queued *stream
 	)
 	switch {
+	case c.tl != nil:
+		var err error
+		if nc, prefix, err = c.tlsHijack(); err != nil {
+			return nil, err
+		}
 	case c.gc != nil:
 		_ = c.LocalAddr() // read it while the socket is ours
 		var (
