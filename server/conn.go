@@ -298,6 +298,9 @@ func (c *Conn) Close() error {
 	switch {
 	case c.tl != nil:
 		c.tl.closeNotify()
+		if c.gc == nil {
+			return nil // the alert's write failed: gnet closed it, OnClose ran
+		}
 		return c.localClose(time.Now().Add(c.rt.writeTimeout))
 	case c.gc != nil:
 		return c.localClose(time.Now().Add(c.rt.writeTimeout))

@@ -27,6 +27,9 @@ type tlsTransport struct {
 	// wrote is told of every write on the loop, with what gnet holds
 	// unsent after it (the Conn's unsent copy).
 	wrote func(p []byte, pending int)
+	// dead: a write on the loop failed, and gnet closed the connection
+	// then and there (OnClose has run): gc is not to be used again.
+	dead bool
 }
 
 func newTLSTransport(nc net.Conn) *tlsTransport {
@@ -64,6 +67,9 @@ func (t *tlsTransport) Read(p []byte) (int, error) {
 	if t.gc == nil {
 		return t.nc.Read(p)
 	}
+	if t.dead {
+		return 0, net.ErrClosed
+	}
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -77,8 +83,14 @@ func (t *tlsTransport) Write(p []byte) (int, error) {
 	if t.gc == nil {
 		return t.nc.Write(p)
 	}
+	if t.dead {
+		return 0, net.ErrClosed
+	}
 	n, err := t.gc.Write(p)
-	if err == nil && t.wrote != nil {
+	switch {
+	case err != nil:
+		t.dead = true
+	case t.wrote != nil:
 		t.wrote(p, t.gc.OutboundBuffered())
 	}
 	return n, err
