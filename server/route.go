@@ -111,6 +111,10 @@ type routed struct {
 	refuse   bool // draining where the listeners could not be removed
 	stopping bool // the loop is closing every connection
 
+	// tlsScratch is what local TLS Conns decrypt into during an
+	// OnTraffic (tls_loop.go); loop only.
+	tlsScratch []byte
+
 	// The idle sweep (limits.go), loop only: the Conns with an idle
 	// timeout, the sweep's coarse clock (time since epoch, read once per
 	// sweep), its period and its timer (nil when it does not run).

@@ -16,6 +16,10 @@ import (
 // Read: one TLS record's plaintext.
 const tlsReadMin = 16 << 10
 
+// tlsScratch is the size of the loop's buffer that a TLS Conn decrypts
+// into when it has nothing buffered (routed.tlsScratch).
+const tlsScratch = 4 * tlsReadMin
+
 // tlsLoop is the backend of a local TLS Conn on the event loop: gnet
 // holds the socket (the Conn's gc), crypto/tls decrypts what gnet reads
 // in OnTraffic, through a transport on the loop (tlsTransport), and the
@@ -29,6 +33,10 @@ type tlsLoop struct {
 	in      []byte // decrypted bytes; in[head:] are not consumed yet
 	head    int
 	wclosed bool // close_notify sent: no more writes
+	// borrowed: in is the loop's scratch buffer, for the OnTraffic at
+	// hand only (settle). A Conn whose handler consumes all it gets
+	// holds no buffer of its own between reads.
+	borrowed bool
 }
 
 // buffered, peek and discard serve the Conn's read methods.
@@ -50,7 +58,10 @@ func (t *tlsLoop) discard(n int) int {
 // returns how many plaintext bytes it added. An error is the end of the
 // client's bytes: io.EOF after its close_notify (or its FIN at a record
 // boundary), or why the TLS session failed.
-func (t *tlsLoop) fill() (int, error) {
+func (t *tlsLoop) fill(scratch []byte) (int, error) {
+	if t.buffered() == 0 {
+		t.in, t.head, t.borrowed = scratch[:0], 0, true
+	}
 	added := 0
 	for {
 		if t.head > 0 && t.head >= len(t.in)/2 {
@@ -58,7 +69,9 @@ func (t *tlsLoop) fill() (int, error) {
 			t.head = 0
 		}
 		if cap(t.in)-len(t.in) < tlsReadMin {
-			t.in = append(t.in, make([]byte, tlsReadMin)...)[:len(t.in)]
+			grown := make([]byte, len(t.in), 2*cap(t.in)+tlsReadMin)
+			copy(grown, t.in)
+			t.in, t.borrowed = grown, false
 		}
 		n, err := t.tc.Read(t.in[len(t.in):cap(t.in)])
 		t.in = t.in[:len(t.in)+n]
@@ -70,6 +83,18 @@ func (t *tlsLoop) fill() (int, error) {
 			return added, err
 		}
 	}
+}
+
+// settle ends an OnTraffic: bytes left in the loop's scratch buffer are
+// copied to the Conn's own, and a drained buffer is let go.
+func (t *tlsLoop) settle() {
+	switch {
+	case t.buffered() == 0:
+		t.in, t.head = nil, 0
+	case t.borrowed:
+		t.in, t.head = append([]byte(nil), t.in[t.head:]...), 0
+	}
+	t.borrowed = false
 }
 
 // write encrypts p into gnet's outbound buffer.
@@ -116,7 +141,11 @@ func (r *routed) tlsTraffic(c *Conn) gnet.Action {
 // as data does for a plain local Conn.
 func (r *routed) tlsReceive(c *Conn, always bool) {
 	t := c.tl
-	n, err := t.fill()
+	if r.tlsScratch == nil {
+		r.tlsScratch = make([]byte, tlsScratch)
+	}
+	n, err := t.fill(r.tlsScratch)
+	defer t.settle()
 	r.lstats.bytesIn += uint64(n)
 	if t.buffered() > 0 && (n > 0 || always) {
 		r.call(c, "OnData", Handler.OnData)

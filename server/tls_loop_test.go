@@ -236,6 +236,28 @@ func TestTLSLoopNoGoroutinePerConn(t *testing.T) {
 	if off := offLoopConns(t, hs, 0); off != 0 {
 		t.Fatalf("%d TLS Conns off the loop, want 0", off)
 	}
+	// And no decrypted-input buffer of their own: they consumed it all.
+	hs.h[0].mu.Lock()
+	var live []*Conn
+	for c := range hs.h[0].live {
+		live = append(live, c)
+	}
+	hs.h[0].mu.Unlock()
+	held := make(chan int, 1)
+	if err := hs.rt[0].shard.run(func() {
+		n := 0
+		for _, c := range live {
+			if c.tl == nil || cap(c.tl.in) > 0 {
+				n++
+			}
+		}
+		held <- n
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-held; n != 0 {
+		t.Fatalf("%d idle TLS Conns hold an input buffer (or are not on the loop)", n)
+	}
 	if opens, closes := hs.h[0].counts(); opens-closes != n+1 {
 		t.Fatalf("%d Conns open, want %d", opens-closes, n+1)
 	}
