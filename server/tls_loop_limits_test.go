@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestTLSLoopLimits: a local TLS Conn on the loop is held to the limits of
@@ -75,6 +77,49 @@ func TestTLSLoopLimits(t *testing.T) {
 		t.Errorf("idle: OnClose(%v), want ErrIdleTimeout", err)
 	}
 	idle.Close()
+	hs.stopAll()
+	h.checkBalanced(t)
+}
+
+// TestTLSLoopWriteFails: when a write to the socket fails, gnet closes
+// the connection at once, OnClose running inside the Write: the Conn's
+// Write returns the error, a Close whose close_notify cannot be sent
+// returns quietly, and each Conn gets one OnClose.
+func TestTLSLoopWriteFails(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t, ForwardRelay, nil)
+	hs.enableTLS()
+	h := hs.h[0]
+	h.open = func(c *Conn) {
+		if c.tl == nil {
+			_, _ = fmt.Fprintf(c, "-ERR not on the loop\n")
+			return
+		}
+		_ = unix.Shutdown(c.gc.Fd(), unix.SHUT_WR) // every write fails: EPIPE
+		switch string(c.Key()) {
+		case keyFor(0, "write", 0):
+			if _, err := c.Write([]byte("lost")); err == nil {
+				h.mu.Lock()
+				h.problem("Write on a shut-down socket: no error")
+				h.mu.Unlock()
+			}
+		default:
+			_ = c.Close()
+		}
+	}
+	hs.startBoth()
+	for _, tag := range []string{"write", "close"} {
+		key := keyFor(0, tag, 0)
+		c := hs.dialTLS(t, hs.ownTLS[0], key, nil)
+		waitFor(t, "OnClose of "+tag, func() bool { _, ok := h.errOf(key); return ok })
+		c.Close()
+	}
+	if err, _ := h.errOf(keyFor(0, "write", 0)); err == nil {
+		t.Errorf("failed Write: OnClose(nil), want the write's error")
+	}
+	if n := hs.logs.count("panicked"); n != 0 {
+		t.Errorf("%d handler panics:\n%s", n, hs.logs.String())
+	}
 	hs.stopAll()
 	h.checkBalanced(t)
 }
