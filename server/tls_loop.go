@@ -208,9 +208,16 @@ func (r *routed) tlsToLoop(a *tlsArrival, raw net.Conn) bool {
 // openTLSArrival opens a local TLS connection back on the loop, in OnOpen:
 // the transport switches to gc, and what crypto/tls had buffered is
 // decrypted for the handler (open). It was counted in when it was
-// accepted: it is not refused for the worker's limits now.
+// accepted: it is not refused for the worker's limits now, only when the
+// shard stops.
 func (r *routed) openTLSArrival(gc gnet.Conn, a *tlsArrival) ([]byte, gnet.Action) {
 	a.tr.onLoop(gc)
+	if r.refuse || r.stopping {
+		// The shard stops (or drains refusing): as a Conn opened now
+		// would be, the connection is closed before its handler sees it.
+		_ = a.tc.CloseWrite()
+		return nil, gnet.Close
+	}
 	pc := r.pool.Get().(*pconn)
 	pc.gen++
 	gc.SetContext(pc)
