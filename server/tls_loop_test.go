@@ -304,3 +304,44 @@ func TestTLSLoopFIN(t *testing.T) {
 	hs.stopAll()
 	hs.h[0].checkBalanced(t)
 }
+
+// TestTLSLoopNoLeaks: TLS connections on the loop, closed every way (the
+// client's close_notify, its FIN, a reset, a hijack), leave no
+// descriptor and no goroutine behind while the shards run on.
+func TestTLSLoopNoLeaks(t *testing.T) {
+	hs := tlsLoopHarness(t, ForwardRelay, nil)
+	warm := hs.dialTLS(t, hs.ownTLS[0], keyFor(0, "warm", 0), nil)
+	warm.readInfo(t)
+	warm.Close()
+	hs.h[0].waitCounts(t, "the first OnClose", func(o, c int) bool { return o == 1 && c == 1 })
+	fdsBefore := countFDs(t)
+	gBefore := goroutines()
+	const n = 12
+	for i := range n {
+		tag := []string{"notify", "fin", "reset", "hj-leak"}[i%4]
+		c := hs.dialTLS(t, hs.ownTLS[0], keyFor(0, tag, i), nil)
+		c.readInfo(t)
+		c.echo(t, "x\n")
+		tc := c.Conn.(*tls.Conn)
+		switch tag {
+		case "notify":
+			_ = tc.CloseWrite()
+			_ = c.readAll(t)
+		case "fin":
+			_ = tc.NetConn().(*net.TCPConn).CloseWrite()
+			_ = c.readAll(t)
+		case "reset":
+			_ = tc.NetConn().(*net.TCPConn).SetLinger(0)
+		}
+		c.Close()
+	}
+	hs.h[0].waitCounts(t, "every OnClose", func(o, c int) bool { return o == n+1 && c == n+1 })
+	if got := waitFDs(t, fdsBefore); got > fdsBefore {
+		t.Errorf("%d descriptors open, %d before", got, fdsBefore)
+	}
+	if extra := newGoroutines(gBefore, settle); len(extra) > 0 {
+		t.Errorf("%d goroutines more than before:\n%s", len(extra), strings.Join(extra, "\n\n"))
+	}
+	hs.stopAll()
+	hs.h[0].checkBalanced(t)
+}
