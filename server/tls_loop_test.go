@@ -345,3 +345,48 @@ func TestTLSLoopNoLeaks(t *testing.T) {
 	hs.stopAll()
 	hs.h[0].checkBalanced(t)
 }
+
+// TestTLSLoopReadAPI: a handler that consumes only whole lines (Peek,
+// Next, Discard, Buffered) keeps the rest of what came, across reads and
+// TLS records, in order.
+func TestTLSLoopReadAPI(t *testing.T) {
+	t.Parallel()
+	hs := tlsLoopHarness(t, ForwardRelay, func(hs *harness) {
+		hs.h[0].open = func(c *Conn) {}
+		hs.h[0].data = func(c *Conn) {
+			for {
+				b, _ := c.Peek(-1)
+				i := bytes.IndexByte(b, '\n')
+				if i < 0 {
+					return
+				}
+				if n := c.Buffered(); n != len(b) {
+					fmt.Fprintf(c, "Buffered %d, Peek %d\n", n, len(b))
+				}
+				line, err := c.Next(i)
+				if err != nil {
+					fmt.Fprintf(c, "Next: %v\n", err)
+					return
+				}
+				fmt.Fprintf(c, "line %q\n", line)
+				if n, _ := c.Discard(1); n != 1 {
+					fmt.Fprintf(c, "Discard: %d\n", n)
+				}
+			}
+		}
+	})
+	c := hs.dialTLS(t, hs.ownTLS[0], keyFor(0, "lines", 0), []byte("fir"))
+	var want strings.Builder
+	for i, part := range []string{"st\nsec", "ond\n", "th", "ird\nfourth\nfif", "th\n"} {
+		if _, err := io.WriteString(c, part); err != nil { // one TLS record each
+			t.Fatal(err)
+		}
+		if i == 1 {
+			want.WriteString("line \"first\"\nline \"second\"\n")
+			c.expect(t, want.String())
+			want.Reset()
+		}
+	}
+	c.expect(t, "line \"third\"\nline \"fourth\"\nline \"fifth\"\n")
+	c.Close()
+}
