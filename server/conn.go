@@ -53,7 +53,8 @@ type Conn struct {
 	// drops them when it closes at the client's EOF, and a Conn that
 	// lives on after EOF sends them itself (unsent.go).
 	unsent unsent
-	st     *stream   // stream backend: relayed, TLS, or detached at EOF
+	st     *stream   // stream backend: relayed, forwarded TLS, or detached at EOF
+	tl     *tlsLoop  // local TLS backend, with gc (tls_loop.go)
 	hj     *hijacked // taken off the loop by Hijack
 
 	opening  bool  // in OnOpen: Hijack is allowed
@@ -121,6 +122,8 @@ func (c *Conn) SetContext(v any) { c.ctx = v }
 // Buffered returns the number of bytes read and not yet consumed.
 func (c *Conn) Buffered() int {
 	switch {
+	case c.tl != nil:
+		return c.tl.buffered()
 	case c.gc != nil:
 		return len(c.pre) + c.gc.InboundBuffered()
 	case c.st != nil:
@@ -134,6 +137,8 @@ func (c *Conn) Buffered() int {
 // buffered.
 func (c *Conn) Peek(n int) ([]byte, error) {
 	switch {
+	case c.tl != nil:
+		return c.tl.peek(n)
 	case len(c.pre) > 0:
 		return peekIn(c.pre, n)
 	case c.gc != nil:
@@ -149,6 +154,12 @@ func (c *Conn) Peek(n int) ([]byte, error) {
 // buffered, and consumes nothing then.
 func (c *Conn) Next(n int) ([]byte, error) {
 	switch {
+	case c.tl != nil:
+		b, err := c.tl.peek(n)
+		if err == nil {
+			c.tl.discard(len(b))
+		}
+		return b, err
 	case len(c.pre) > 0:
 		b, err := peekIn(c.pre, n)
 		if err == nil {
@@ -176,6 +187,8 @@ func (c *Conn) Discard(n int) (int, error) {
 		return 0, nil // gnet would discard everything
 	}
 	switch {
+	case c.tl != nil:
+		return c.tl.discard(n), nil
 	case len(c.pre) > 0:
 		n = min(n, len(c.pre))
 		c.consumePre(n)
@@ -234,6 +247,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, ErrConnClosed
 	}
 	switch {
+	case c.tl != nil:
+		return c.tl.write(c, p)
 	case c.gc != nil:
 		n, err := c.gc.Write(p)
 		c.rt.lstats.bytesOut += uint64(n)
@@ -260,6 +275,9 @@ func (c *Conn) CloseWrite() error {
 		return ErrConnClosed
 	}
 	switch {
+	case c.tl != nil:
+		c.tl.closeNotify() // TLS's half-close; the socket stays open
+		return nil
 	case c.gc != nil:
 		return c.localCloseWrite()
 	case c.st != nil:
@@ -278,6 +296,12 @@ func (c *Conn) Close() error {
 	}
 	c.closing = true
 	switch {
+	case c.tl != nil:
+		c.tl.closeNotify()
+		if c.gc == nil {
+			return nil // the alert's write failed: gnet closed it, OnClose ran
+		}
+		return c.localClose(time.Now().Add(c.rt.writeTimeout))
 	case c.gc != nil:
 		return c.localClose(time.Now().Add(c.rt.writeTimeout))
 	case c.st != nil:

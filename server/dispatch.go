@@ -90,6 +90,8 @@ func (r *routed) open(c *Conn) {
 	switch {
 	case c.st != nil:
 		c.st.dataReady()
+	case c.tl != nil:
+		r.tlsReceive(c, true)
 	case c.gc != nil && c.Buffered() > 0:
 		r.data(c)
 	}

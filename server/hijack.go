@@ -17,8 +17,9 @@ var ErrHijack = errors.New("server: Hijack is only possible in OnOpen")
 // gets no more calls for c but one: OnClose, with a nil error, once the
 // caller has closed the net.Conn (or with ErrServerClosed if the shard
 // stops first, which closes it). The caller must Close the net.Conn. A
-// local or handed-off connection's socket is handed over as it is; a
-// relayed or TLS connection's stream is. A drain waits for hijacked
+// local or handed-off connection's socket is handed over as it is, a
+// local TLS connection's tls.Conn (on the socket, off the loop), and a
+// relayed connection's stream. A drain waits for hijacked
 // connections too.
 func (c *Conn) Hijack() (net.Conn, error) {
 	if !c.opening || c.closing || c.closed || c.hijacked {
@@ -30,6 +31,11 @@ func (c *Conn) Hijack() (net.Conn, error) {
 		queued *stream
 	)
 	switch {
+	case c.tl != nil:
+		var err error
+		if nc, prefix, err = c.tlsHijack(); err != nil {
+			return nil, err
+		}
 	case c.gc != nil:
 		_ = c.LocalAddr() // read it while the socket is ours
 		var (

@@ -111,6 +111,10 @@ type routed struct {
 	refuse   bool // draining where the listeners could not be removed
 	stopping bool // the loop is closing every connection
 
+	// tlsScratch is what local TLS Conns decrypt into during an
+	// OnTraffic (tls_loop.go); loop only.
+	tlsScratch []byte
+
 	// The idle sweep (limits.go), loop only: the Conns with an idle
 	// timeout, the sweep's coarse clock (time since epoch, read once per
 	// sweep), its period and its timer (nil when it does not run).
@@ -415,6 +419,9 @@ func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if a, ok := gc.Context().(*arrival); ok {
 		return r.openArrival(gc, a, short)
 	}
+	if a, ok := gc.Context().(*tlsArrival); ok {
+		return r.openTLSArrival(gc, a)
+	}
 	r.lstats.accepted++
 	if r.refuse {
 		r.countRefusal("server is draining")
@@ -455,6 +462,9 @@ func (r *routed) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	if c := pc.conn; c != nil {
+		if c.tl != nil {
+			return r.tlsTraffic(c)
+		}
 		return r.data(c)
 	}
 	buf, _ := gc.Peek(-1)
@@ -537,8 +547,10 @@ func (r *routed) OnClose(gc gnet.Conn, err error) gnet.Action {
 	}
 	if errors.Is(err, io.EOF) {
 		if !c.closing {
-			c.eof = true
-			r.call(c, "OnEOF", Handler.OnEOF)
+			if !c.eof { // a TLS Conn may have had it at close_notify
+				c.eof = true
+				r.call(c, "OnEOF", Handler.OnEOF)
+			}
 			if !c.closing && r.keepAfterEOF(c) {
 				return gnet.None // the Conn lives on as a stream
 			}
@@ -555,7 +567,7 @@ func (r *routed) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if c.closing {
 		err = c.abortErr
 	}
-	c.gc = nil
+	c.gc, c.tl = nil, nil
 	r.closed(c, err)
 	return gnet.None
 }
@@ -566,6 +578,9 @@ func (r *routed) OnClose(gc gnet.Conn, err error) gnet.Action {
 // not sent yet goes first, from the Conn's copy: gnet is made to forget
 // the socket, so that its own last write cannot drop or reorder it.
 func (r *routed) keepAfterEOF(c *Conn) bool {
+	if c.tl != nil {
+		return r.tlsKeepAfterEOF(c)
+	}
 	_ = c.LocalAddr()
 	pending := c.gc.OutboundBuffered()
 	nc, rest, err := r.detach(c.gc)

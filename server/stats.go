@@ -294,6 +294,8 @@ func (r *routed) countOpen(c *Conn) {
 	switch {
 	case c.st != nil:
 		n += c.st.buffered()
+	case c.tl != nil:
+		n += c.tl.buffered()
 	case c.gc != nil:
 		c.inSeen = c.gc.InboundBuffered()
 		n += c.inSeen

@@ -24,9 +24,8 @@ const (
 )
 
 // stream is the backend of a Conn whose bytes come from a net.Conn that
-// Go's runtime poller drives: a smux stream from the accepting worker, a
-// TLS connection, or a local socket taken off gnet after the client's
-// EOF. A reader goroutine reads a chunk, hands it to the loop and waits
+// Go's runtime poller drives: a smux stream from the accepting worker, or
+// a local socket (plain or TLS) taken off gnet after the client's EOF. A reader goroutine reads a chunk, hands it to the loop and waits
 // until the handler has consumed enough before it reads more (real
 // backpressure, unlike gnet); a writer goroutine, started when there is
 // something to send, drains the bounded outbound buffer.

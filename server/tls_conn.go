@@ -19,8 +19,9 @@ func (r *routed) isTLS(gc gnet.Conn) bool {
 }
 
 // acceptTLS takes a connection of a tls:// listener off the loop at once:
-// crypto/tls runs on the socket in Go's runtime poller (docs/TLS.md says
-// why), then the decrypted stream is served like a forwarded one.
+// crypto/tls runs the handshake on the socket in Go's runtime poller
+// (docs/TLS.md says why); then a local connection comes back to the loop
+// (tls_loop.go) and a forwarded one is relayed to its owner.
 func (r *routed) acceptTLS(gc gnet.Conn) ([]byte, gnet.Action) {
 	if r.refuse {
 		r.gstats.refused[refDraining].Add(1)
@@ -50,7 +51,8 @@ func (r *routed) serveTLS(raw net.Conn) {
 	deadline := time.Now().Add(r.info.Config.PreambleTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	tc := tls.Server(raw, r.tlsConfig)
+	tr := newTLSTransport(raw)
+	tc := tls.Server(tr, r.tlsConfig)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		r.gstats.tls[tlsResult(err, ctx)].Add(1)
 		r.gstats.refused[refTLSHandshake].Add(1)
@@ -104,15 +106,12 @@ func (r *routed) serveTLS(raw net.Conn) {
 		r.forwardConn(tc, key, owner, early, info)
 		return
 	}
-	if err := r.shard.run(func() {
-		c := r.newConn(key, key == nil, r.info.Index)
-		c.remote, c.local, c.tls = raw.RemoteAddr(), raw.LocalAddr(), info
-		c.sock = true
-		r.openStream(c, tc, early, false)
-	}); err != nil {
-		_ = tc.Close()
-	} else {
+	// A local connection goes back to the loop, where it is served with
+	// no goroutine (tls_loop.go); gnet counts the socket from then on.
+	if r.tlsToLoop(&tlsArrival{tc: tc, tr: tr, key: key, early: early, info: info}, raw) {
 		opened = true
+	} else {
+		_ = tc.Close()
 	}
 }
 
