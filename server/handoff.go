@@ -90,25 +90,44 @@ func (r *routed) handOffLater(fd int, msg []byte, owner int) {
 
 // replyFD writes one -ERR line to a client socket that is not in any
 // poller, without waiting (a fresh socket has room for it), and shuts
-// down the sending side. Then it discards what the client sent that is
-// already queued (up to maxDiscard), so that the close which follows is a
-// FIN rather than a reset: a reset can reach the client before it reads
-// the line, and it turns the end of the answer into an error.
+// down the sending side. Then it lingers, as nginx's lingering close
+// does: it reads and drops what the client sends until the client closes,
+// for at most lingerTime and maxDiscard bytes, so that the close which
+// follows is a FIN rather than a reset. A reset can reach the client
+// before it reads the line, and it turns the end of the answer into an
+// error. It runs on a goroutine of its own.
 func replyFD(fd int, reason string) {
 	_, _ = unix.Write(fd, frame.AppendError(nil, reason))
 	_ = unix.Shutdown(fd, unix.SHUT_WR)
 	var buf [4096]byte
+	deadline := time.Now().Add(lingerTime)
 	for n := 0; n < maxDiscard; {
 		k, err := unix.Read(fd, buf[:]) // non-blocking: the flag is the socket's
-		if k <= 0 || err != nil {
+		switch {
+		case k > 0:
+			n += k
+		case k == 0 && err == nil:
+			return // the client closed
+		case errors.Is(err, unix.EAGAIN):
+			wait := time.Until(deadline)
+			if wait <= 0 {
+				return
+			}
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if _, err := unix.Poll(pfd, int(wait/time.Millisecond)+1); err != nil && !errors.Is(err, unix.EINTR) {
+				return
+			}
+		default:
 			return
 		}
-		n += k
 	}
 }
 
-// maxDiscard bounds what replyFD reads and drops from a refused client.
-const maxDiscard = 256 << 10
+// What replyFD reads and drops from a refused client, at most.
+const (
+	maxDiscard = 256 << 10
+	lingerTime = 500 * time.Millisecond
+)
 
 // receiveHandoffs reads the sockets peer hands this worker until the link
 // ends (the peer exited, or this worker stops). It runs on its own
