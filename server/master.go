@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/signal"
 
 	"github.com/subordinate/subordinate/internal/handoff"
 )
@@ -11,6 +12,13 @@ import (
 // runMaster is Serve in the master process: everything that can fail is
 // checked before the first worker starts.
 func runMaster(cfg Config) error {
+	// The master's signals are caught from its first instant: a SIGHUP or
+	// SIGUSR2 sent while it starts (by a script that just read the pid
+	// file, say) must not kill it with the default action. They wait in
+	// the channel until the supervisor runs.
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, masterSignals...)
+	defer signal.Stop(sigc)
 	log := cfg.Logger.With("pid", os.Getpid())
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -76,6 +84,7 @@ func runMaster(cfg Config) error {
 	}
 	log.Info("master started", "listen", addrs, "workers", cfg.Workers)
 	s := &supervisor{
+		sigc:    sigc,
 		cfg:     cfg,
 		cfgJSON: cfgJSON,
 		secret:  secret,

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"syscall"
 	"time"
@@ -31,10 +30,14 @@ const (
 // failing and the master stopped everything.
 var ErrGaveUp = errors.New("a shard keeps failing; stopped")
 
+// masterSignals are the signals a master handles (supervisor.signal).
+var masterSignals = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2}
+
 // supervisor runs the workers of a master: all its state is touched by
 // the goroutine of run only; the helpers goroutines (process waiters,
 // control readers, restart timers) report to it through events.
 type supervisor struct {
+	sigc    <-chan os.Signal // the master's signals (masterSignals), caught since it started
 	cfg     Config
 	cfgJSON []byte
 	secret  []byte
@@ -129,9 +132,7 @@ func (s *supervisor) run() error {
 		close(s.quit)
 		s.spawn.close()
 	}()
-	sigc := make(chan os.Signal, 2)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
-	defer signal.Stop(sigc)
+	sigc := s.sigc
 	s.armTickets()
 	defer s.stopTickets()
 

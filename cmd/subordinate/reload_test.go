@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/subordinate/subordinate/internal/proctest"
 )
@@ -150,5 +151,41 @@ func copyOver(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEarlySignals: a SIGHUP sent the moment the master's pid file
+// appears (a script that waits for the file, then signals) does not kill
+// it with the default action, even though its workers are not started
+// yet: the master catches its signals before it writes the file. Then it
+// serves, and drains on SIGTERM.
+func TestEarlySignals(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "sub.pid")
+	p := proctest.Start(t, binary, nil, "serve", "--log-format", "json", "--workers", "1",
+		"--listen", "tcp://127.0.0.1:0", "--handler", "whoami", "--pidfile", pidFile, "--admin", "127.0.0.1:0")
+	for i := 0; ; i++ {
+		if _, err := os.Stat(pidFile); err == nil {
+			break
+		}
+		if i == 200000 || p.Exited() {
+			t.Fatalf("no pid file\n%s", p.Stderr())
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	p.Signal(syscall.SIGHUP)
+	started := p.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Msg() == "master started" })
+	p.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("worker ready", "shard", 0) })
+	listen, _ := started["listen"].([]any)
+	if len(listen) == 0 {
+		t.Fatalf("no listen address in %v", started)
+	}
+	_, addr, _ := strings.Cut(listen[0].(string), "://")
+	c := dial(t, "tcp", addr, "early")
+	c.echo(t, "served")
+	c.Close()
+	p.Signal(syscall.SIGTERM)
+	if st := p.WaitExit(soon); st.ExitCode() != 0 {
+		t.Fatalf("the master exited %v after SIGTERM, want 0\n%s", st, p.Stderr())
 	}
 }
