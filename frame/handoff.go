@@ -41,7 +41,16 @@ type Handoff struct {
 	// MaxHandoffEarly. The owner gives them to the handler before anything
 	// it reads from the socket.
 	Early []byte
+	// Stream is true when the socket is not the client's but one end of
+	// a Unix socketpair whose other end the sender relays to the client
+	// (a TLS connection it terminated): the socket starts with a stream
+	// header (docs/PROTOCOL.md, section 6), which carries the client's
+	// addresses, its TLS summary and the early data; Early is empty.
+	Stream bool
 }
+
+// flagStream marks a hand-off of a relayed stream (Handoff.Stream).
+const flagStream = 1 << 1
 
 // AppendHandoff appends m, encoded, to dst. It returns an error wrapping
 // ErrBadHeader, and dst unchanged, if a field is out of bounds.
@@ -54,9 +63,15 @@ func AppendHandoff(dst []byte, m *Handoff) ([]byte, error) {
 	case len(m.Early) > MaxHandoffEarly:
 		return dst, fmt.Errorf("%w: %d bytes of early data, at most %d", ErrBadHeader, len(m.Early), MaxHandoffEarly)
 	}
+	if m.Stream && len(m.Early) > 0 {
+		return dst, fmt.Errorf("%w: a stream hand-off carries its early data in its stream header", ErrBadHeader)
+	}
 	var flags byte
 	if m.Direct {
 		flags |= flagDirect
+	}
+	if m.Stream {
+		flags |= flagStream
 	}
 	dst = append(dst, HandoffVersion, flags)
 	dst = binary.BigEndian.AppendUint16(dst, m.Listener)
@@ -82,10 +97,10 @@ func ParseHandoff(b []byte, maxKey int) (*Handoff, error) {
 		return nil, fmt.Errorf("%w: hand-off version %d", ErrBadVersion, b[0])
 	}
 	flags := b[1]
-	if flags&^flagDirect != 0 {
+	if flags&^(flagDirect|flagStream) != 0 {
 		return nil, fmt.Errorf("%w: unknown hand-off flags %#02x", ErrBadHeader, flags)
 	}
-	m := &Handoff{Listener: binary.BigEndian.Uint16(b[2:])}
+	m := &Handoff{Listener: binary.BigEndian.Uint16(b[2:]), Stream: flags&flagStream != 0}
 	c := cursor{b: b[handoffPrefix:]}
 	if flags&flagDirect != 0 {
 		m.Direct = true
@@ -113,6 +128,9 @@ func ParseHandoff(b []byte, maxKey int) (*Handoff, error) {
 	}
 	if len(m.Early) == 0 {
 		m.Early = nil
+	}
+	if m.Stream && m.Early != nil {
+		return nil, fmt.Errorf("%w: a stream hand-off with early data", ErrBadHeader)
 	}
 	return m, nil
 }

@@ -76,6 +76,8 @@ func FuzzParseHandoff(f *testing.F) {
 	f.Add(b, uint16(16))
 	b, _ = AppendHandoff(nil, &Handoff{Direct: true, Shard: 3})
 	f.Add(b, uint16(1))
+	b, _ = AppendHandoff(nil, &Handoff{Key: []byte("room"), Stream: true})
+	f.Add(b, uint16(16))
 	f.Fuzz(func(t *testing.T, in []byte, maxKey16 uint16) {
 		maxKey := fuzzMaxKey(maxKey16)
 		m, err := ParseHandoff(in, maxKey)

@@ -186,6 +186,7 @@ type arrival struct {
 	via  int
 	link *handoff.Link // the sender's, acknowledged in OnOpen
 	seq  uint32
+	hdr  *frame.StreamHeader // a stream hand-off's header (m.Stream)
 }
 
 // adoption is one socket given to gnet, whose result is awaited.
@@ -250,7 +251,20 @@ func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int)
 		return
 	}
 	f.Close()
-	r.keepAliveConn(nc)
+	var hdr *frame.StreamHeader
+	if m.Stream {
+		// The sender relays a connection it terminated (TLS) through
+		// this socketpair: its stream header comes first.
+		if hdr, err = r.streamHeaderOf(nc, m); err != nil {
+			r.log.Error("refused a hand-off", "peer", peer, "err", err)
+			r.gstats.refused[refInternal].Add(1)
+			nc.Close()
+			ack(l, seq)
+			return
+		}
+	} else {
+		r.keepAliveConn(nc)
+	}
 	if nc.RemoteAddr() == nil {
 		// The client reset the connection on its way here (getpeername
 		// failed): nothing to serve, and gnet's Register would panic on
@@ -261,7 +275,7 @@ func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int)
 		return
 	}
 	r.hold() // until gnet says how the registration went
-	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), &arrival{m: m, via: peer, link: l, seq: seq}), nc)
+	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), &arrival{m: m, via: peer, link: l, seq: seq, hdr: hdr}), nc)
 	res, err := r.eng.Gnet().Register(ctx)
 	if err != nil {
 		r.log.Warn("cannot adopt a handed-off connection", "peer", peer, "err", err)
@@ -346,6 +360,25 @@ func (r *routed) openArrival(gc gnet.Conn, a *arrival, short bool) ([]byte, gnet
 	r.socks.Add(1)
 	c := r.newConn(a.m.Key, a.m.Direct, a.via)
 	c.gc, c.remote, c.fwd, c.pre = gc, gc.RemoteAddr(), true, a.m.Early
+	if h := a.hdr; h != nil { // relayed by the sender, through a socketpair
+		c.relayed, c.remote, c.local, c.tls, c.pre = true, h.Client, h.Local, h.TLS, h.Early
+	}
 	pc.conn = c
 	return nil, r.openLocal(pc, c)
+}
+
+// streamHeaderOf reads the stream header a stream hand-off's socketpair
+// starts with (bounded by PreambleTimeout: the sender wrote it before it
+// sent the socket) and checks it names the hand-off's key.
+func (r *routed) streamHeaderOf(nc net.Conn, m *frame.Handoff) (*frame.StreamHeader, error) {
+	_ = nc.SetReadDeadline(time.Now().Add(r.info.Config.PreambleTimeout))
+	hdr, err := frame.ReadStreamHeader(nc, frame.HeaderLimits{MaxKey: r.info.Config.MaxKey})
+	_ = nc.SetReadDeadline(time.Time{})
+	if err != nil {
+		return nil, fmt.Errorf("stream hand-off: %w", err)
+	}
+	if hdr.Direct != m.Direct || string(hdr.Key) != string(m.Key) || (m.Direct && hdr.Shard != m.Shard) {
+		return nil, errors.New("stream hand-off: the stream header names another key")
+	}
+	return hdr, nil
 }

@@ -103,7 +103,11 @@ func (r *routed) serveTLS(raw net.Conn) {
 	}
 	if owner != r.info.Index {
 		r.gstats.forwardedTLS.Add(1)
-		r.forwardConn(tc, key, owner, early, info)
+		if r.links != nil {
+			r.spliceTLS(tc, key, owner, early, info) // --forward handoff
+		} else {
+			r.forwardConn(tc, key, owner, early, info)
+		}
 		return
 	}
 	// A local connection goes back to the loop, where it is served with
