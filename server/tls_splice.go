@@ -3,11 +3,13 @@ package server
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/subordinate/subordinate/frame"
+	"github.com/subordinate/subordinate/internal/ctl"
 	"github.com/subordinate/subordinate/internal/mesh"
 )
 
@@ -25,18 +27,8 @@ import (
 // reaches the client through this relay, encrypted. It runs on the
 // handshake's goroutine and returns when the connection ends.
 func (r *routed) spliceTLS(tc *tls.Conn, key []byte, owner int, early []byte, info *TLSInfo) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	pair, theirs, err := splicePair()
 	if err != nil {
-		r.log.Warn("cannot forward a TLS connection", "owner", owner, "err", fmt.Errorf("socketpair: %w", err))
-		r.gstats.refused[refBusy].Add(1)
-		r.tlsRefuse(tc, "server busy")
-		return
-	}
-	mine, theirs := fds[0], fds[1]
-	_ = unix.SetNonblock(theirs, true) // gnet's, once adopted
-	pair, err := fileConn(mine)
-	if err != nil {
-		unix.Close(theirs)
 		r.log.Warn("cannot forward a TLS connection", "owner", owner, "err", err)
 		r.gstats.refused[refBusy].Add(1)
 		r.tlsRefuse(tc, "server busy")
@@ -86,4 +78,32 @@ func (r *routed) spliceTLS(tc *tls.Conn, key []byte, owner int, early []byte, in
 	if res.Err != nil {
 		r.log.Debug("forwarded TLS connection ended", "owner", owner, "err", res.Err)
 	}
+}
+
+// splicePair makes the socketpair of spliceTLS: this worker's end as a
+// net.Conn, and the owner's as a raw non-blocking descriptor (close-on-
+// exec on every system: internal/ctl makes the pair).
+func splicePair() (mine net.Conn, theirs int, err error) {
+	a, b, err := ctl.Socketpair()
+	if err != nil {
+		return nil, -1, err
+	}
+	defer b.Close()
+	mine, err = net.FileConn(a)
+	a.Close()
+	if err != nil {
+		return nil, -1, fmt.Errorf("socketpair: %w", err)
+	}
+	theirs, err = unix.FcntlInt(b.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err == nil {
+		err = unix.SetNonblock(theirs, true) // gnet's, once adopted
+	}
+	if err != nil {
+		mine.Close()
+		if theirs >= 0 {
+			unix.Close(theirs)
+		}
+		return nil, -1, fmt.Errorf("socketpair: %w", err)
+	}
+	return mine, theirs, nil
 }
