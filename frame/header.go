@@ -245,6 +245,34 @@ func ReadStreamHeader(r io.Reader, lim HeaderLimits) (*StreamHeader, error) {
 	return parseBody(flags, body, lim)
 }
 
+// StreamHeaderPrefix is the length of a stream header's fixed start
+// (version, flags, body length): StreamHeaderLen needs that many bytes.
+const StreamHeaderPrefix = headerPrefix
+
+// StreamHeaderLen returns the whole length of the stream header that b
+// starts with, from its first StreamHeaderPrefix bytes, checked as
+// ReadStreamHeader checks them (version, flags, body size against lim).
+func StreamHeaderLen(b []byte, lim HeaderLimits) (int, error) {
+	lim, err := lim.withDefaults()
+	if err != nil {
+		return 0, err
+	}
+	if len(b) < headerPrefix {
+		return 0, fmt.Errorf("frame: stream header prefix of %d bytes: %w", len(b), io.ErrUnexpectedEOF)
+	}
+	if b[0] != StreamHeaderVersion {
+		return 0, fmt.Errorf("%w: %d", ErrBadVersion, b[0])
+	}
+	if b[1]&^flagsKnown != 0 {
+		return 0, fmt.Errorf("%w: unknown flags %#02x", ErrBadHeader, b[1])
+	}
+	size := binary.BigEndian.Uint32(b[2:])
+	if int64(size) > int64(lim.MaxBody()) {
+		return 0, fmt.Errorf("%w: %d bytes announced, at most %d", ErrHeaderTooLarge, size, lim.MaxBody())
+	}
+	return headerPrefix + int(size), nil
+}
+
 // parseBody parses a stream header body; every length is checked against
 // what is left of body and against lim.
 func parseBody(flags byte, body []byte, lim HeaderLimits) (*StreamHeader, error) {

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"syscall"
@@ -182,11 +184,12 @@ func (r *routed) resend(peer int, un []handoff.Pending) {
 // arrival is a handed-off socket on its way into the loop: gnet gives it
 // back as the context of the new connection, in OnOpen.
 type arrival struct {
-	m    *frame.Handoff
-	via  int
-	link *handoff.Link // the sender's, acknowledged in OnOpen
-	seq  uint32
-	hdr  *frame.StreamHeader // a stream hand-off's header (m.Stream)
+	m      *frame.Handoff
+	via    int
+	link   *handoff.Link // the sender's, acknowledged in OnOpen
+	seq    uint32
+	hdr    *frame.StreamHeader // a stream hand-off's header (m.Stream)
+	hdrLen int                 // its length, still on the socket until OnOpen
 }
 
 // adoption is one socket given to gnet, whose result is awaited.
@@ -251,11 +254,14 @@ func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int)
 		return
 	}
 	f.Close()
-	var hdr *frame.StreamHeader
+	var (
+		hdr    *frame.StreamHeader
+		hdrLen int
+	)
 	if m.Stream {
 		// The sender relays a connection it terminated (TLS) through
 		// this socketpair: its stream header comes first.
-		if hdr, err = r.streamHeaderOf(nc, m); err != nil {
+		if hdr, hdrLen, err = r.streamHeaderOf(nc, m); err != nil {
 			r.log.Error("refused a hand-off", "peer", peer, "err", err)
 			r.gstats.refused[refInternal].Add(1)
 			nc.Close()
@@ -275,7 +281,7 @@ func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int)
 		return
 	}
 	r.hold() // until gnet says how the registration went
-	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), &arrival{m: m, via: peer, link: l, seq: seq, hdr: hdr}), nc)
+	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), &arrival{m: m, via: peer, link: l, seq: seq, hdr: hdr, hdrLen: hdrLen}), nc)
 	res, err := r.eng.Gnet().Register(ctx)
 	if err != nil {
 		r.log.Warn("cannot adopt a handed-off connection", "peer", peer, "err", err)
@@ -350,6 +356,12 @@ func (r *routed) openArrival(gc gnet.Conn, a *arrival, short bool) ([]byte, gnet
 			go ack(a.link, a.seq)
 		}
 	}
+	if a.hdrLen > 0 {
+		if err := skipStreamHeader(gc.Fd(), a.hdrLen); err != nil {
+			r.log.Error("refused a hand-off", "peer", a.via, "err", err)
+			return nil, gnet.Close
+		}
+	}
 	if short || r.full() {
 		return r.refuseBusy(gc, false)
 	}
@@ -367,18 +379,71 @@ func (r *routed) openArrival(gc gnet.Conn, a *arrival, short bool) ([]byte, gnet
 	return nil, r.openLocal(pc, c)
 }
 
-// streamHeaderOf reads the stream header a stream hand-off's socketpair
-// starts with (bounded by PreambleTimeout: the sender wrote it before it
-// sent the socket) and checks it names the hand-off's key.
-func (r *routed) streamHeaderOf(nc net.Conn, m *frame.Handoff) (*frame.StreamHeader, error) {
-	_ = nc.SetReadDeadline(time.Now().Add(r.info.Config.PreambleTimeout))
-	hdr, err := frame.ReadStreamHeader(nc, frame.HeaderLimits{MaxKey: r.info.Config.MaxKey})
-	_ = nc.SetReadDeadline(time.Time{})
+// streamHeaderOf reads, without consuming it, the stream header a stream
+// hand-off's socketpair starts with (the sender wrote it before it sent
+// the socket; PreambleTimeout bounds the wait all the same), checks it
+// names the hand-off's key, and returns it with its length. Nothing is
+// taken from the socket until the hand-off is acknowledged, in OnOpen
+// (skipStreamHeader): if this worker dies first, its successor gets the
+// socket as it came.
+func (r *routed) streamHeaderOf(nc net.Conn, m *frame.Handoff) (*frame.StreamHeader, int, error) {
+	lim := frame.HeaderLimits{MaxKey: r.info.Config.MaxKey}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil, 0, fmt.Errorf("stream hand-off: %T has no descriptor", nc)
+	}
+	rc, err := sc.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("stream hand-off: %w", err)
+		return nil, 0, fmt.Errorf("stream hand-off: %w", err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(r.info.Config.PreambleTimeout))
+	defer nc.SetReadDeadline(time.Time{})
+	buf := make([]byte, frame.StreamHeaderPrefix+lim.MaxBody())
+	want, have := frame.StreamHeaderPrefix, 0
+	var perr error
+	for have < want {
+		if err := rc.Read(func(fd uintptr) bool {
+			have, _, perr = unix.Recvfrom(int(fd), buf[:cap(buf)], unix.MSG_PEEK)
+			if perr == nil && have == 0 {
+				perr = io.ErrUnexpectedEOF
+			}
+			return !errors.Is(perr, unix.EAGAIN) && (perr != nil || have >= want)
+		}); err != nil {
+			return nil, 0, fmt.Errorf("stream hand-off: %w", err)
+		}
+		if perr != nil {
+			return nil, 0, fmt.Errorf("stream hand-off: %w", perr)
+		}
+		if want == frame.StreamHeaderPrefix {
+			if want, err = frame.StreamHeaderLen(buf[:have], lim); err != nil {
+				return nil, 0, fmt.Errorf("stream hand-off: %w", err)
+			}
+		}
+	}
+	hdr, err := frame.ReadStreamHeader(bytes.NewReader(buf[:want]), lim)
+	if err != nil {
+		return nil, 0, fmt.Errorf("stream hand-off: %w", err)
 	}
 	if hdr.Direct != m.Direct || string(hdr.Key) != string(m.Key) || (m.Direct && hdr.Shard != m.Shard) {
-		return nil, errors.New("stream hand-off: the stream header names another key")
+		return nil, 0, errors.New("stream hand-off: the stream header names another key")
 	}
-	return hdr, nil
+	return hdr, want, nil
+}
+
+// skipStreamHeader takes the stream header of an acknowledged stream
+// hand-off off its socket, in OnOpen, before gnet has read anything: its
+// n bytes are there already (streamHeaderOf saw them).
+func skipStreamHeader(fd, n int) error {
+	var buf [4096]byte
+	for n > 0 {
+		k, err := unix.Read(fd, buf[:min(n, len(buf))])
+		if err != nil {
+			return fmt.Errorf("stream hand-off: skip its header: %w", err)
+		}
+		if k == 0 {
+			return fmt.Errorf("stream hand-off: skip its header: %w", io.ErrUnexpectedEOF)
+		}
+		n -= k
+	}
+	return nil
 }
