@@ -398,12 +398,13 @@ func (r *routed) streamHeaderOf(nc net.Conn, m *frame.Handoff) (*frame.StreamHea
 	}
 	_ = nc.SetReadDeadline(time.Now().Add(r.info.Config.PreambleTimeout))
 	defer nc.SetReadDeadline(time.Time{})
-	buf := make([]byte, frame.StreamHeaderPrefix+lim.MaxBody())
-	want, have := frame.StreamHeaderPrefix, 0
+	// The prefix first, then a buffer of the header's own length.
+	buf := make([]byte, frame.StreamHeaderPrefix)
+	want, have, sized := frame.StreamHeaderPrefix, 0, false
 	var perr error
 	for have < want {
 		if err := rc.Read(func(fd uintptr) bool {
-			have, _, perr = unix.Recvfrom(int(fd), buf[:cap(buf)], unix.MSG_PEEK)
+			have, _, perr = unix.Recvfrom(int(fd), buf, unix.MSG_PEEK)
 			if perr == nil && have == 0 {
 				perr = io.ErrUnexpectedEOF
 			}
@@ -414,10 +415,11 @@ func (r *routed) streamHeaderOf(nc net.Conn, m *frame.Handoff) (*frame.StreamHea
 		if perr != nil {
 			return nil, 0, fmt.Errorf("stream hand-off: %w", perr)
 		}
-		if want == frame.StreamHeaderPrefix {
-			if want, err = frame.StreamHeaderLen(buf[:have], lim); err != nil {
+		if !sized {
+			if want, err = frame.StreamHeaderLen(buf, lim); err != nil {
 				return nil, 0, fmt.Errorf("stream hand-off: %w", err)
 			}
+			buf, have, sized = make([]byte, want), 0, true
 		}
 	}
 	hdr, err := frame.ReadStreamHeader(bytes.NewReader(buf[:want]), lim)
