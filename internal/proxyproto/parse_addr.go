@@ -13,31 +13,51 @@ func parseIPv4(s []byte) (netip.Addr, bool) {
 }
 
 func parseIPv4Fields(s []byte, ip *[4]byte) bool {
-	field, digits, v := 0, 0, 0
+	var p ipv4Parser
 	for _, c := range s {
-		switch {
-		case c >= '0' && c <= '9':
-			if digits == 1 && v == 0 {
-				return false // leading zero
-			}
-			if v = v*10 + int(c-'0'); v > 255 {
-				return false
-			}
-			digits++
-		case c == '.':
-			if digits == 0 || field == 3 {
-				return false
-			}
-			ip[field] = byte(v)
-			field, digits, v = field+1, 0, 0
-		default:
+		if !p.step(c) {
 			return false
 		}
 	}
-	if field != 3 || digits == 0 {
+	return p.end(ip)
+}
+
+// ipv4Parser parses a dotted quad byte by byte, so that a prefix is
+// checked as far as it goes.
+type ipv4Parser struct {
+	ip            [3]byte // the fields before the current one
+	field, digits int
+	v             int // the current field's value
+}
+
+// step takes the next byte of the text and says whether the text is still
+// the start of an address.
+func (p *ipv4Parser) step(c byte) bool {
+	switch {
+	case c >= '0' && c <= '9':
+		if p.digits == 1 && p.v == 0 {
+			return false // leading zero
+		}
+		p.v = p.v*10 + int(c-'0')
+		p.digits++
+		return p.v <= 255
+	case c == '.':
+		if p.digits == 0 || p.field == 3 {
+			return false
+		}
+		p.ip[p.field] = byte(p.v)
+		p.field, p.digits, p.v = p.field+1, 0, 0
+		return true
+	}
+	return false
+}
+
+// end says whether the text taken is a whole address, and stores it in ip.
+func (p *ipv4Parser) end(ip *[4]byte) bool {
+	if p.field != 3 || p.digits == 0 {
 		return false
 	}
-	ip[3] = byte(v)
+	*ip = [4]byte{p.ip[0], p.ip[1], p.ip[2], byte(p.v)}
 	return true
 }
 

@@ -121,34 +121,36 @@ func parseV1Unknown(b []byte, i int) (Inbound, int, error) {
 }
 
 // v1Addr parses the address at b[i:] and the space after it, and returns
-// the index after that space. An incomplete address is checked only for
-// its characters and length.
+// the index after that space. An incomplete IPv4 address is checked as far
+// as it goes, an incomplete IPv6 one only for its characters and length.
 func v1Addr(b []byte, i int, is6 bool) (netip.Addr, int, error) {
-	maxLen := len("255.255.255.255")
-	if is6 {
-		maxLen = len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
+	if !is6 {
+		var p ipv4Parser
+		for j := i; j < len(b); j++ {
+			if b[j] == ' ' {
+				var ip [4]byte
+				if !p.end(&ip) {
+					return netip.Addr{}, 0, errV1Addr
+				}
+				return netip.AddrFrom4(ip), j + 1, nil
+			}
+			if !p.step(b[j]) {
+				return netip.Addr{}, 0, errV1Addr
+			}
+		}
+		return netip.Addr{}, 0, ErrShort
 	}
+	const maxLen = len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
 	j := i
 	for ; j < len(b) && b[j] != ' '; j++ {
-		c := b[j]
-		ok := c >= '0' && c <= '9' || c == '.'
-		if is6 {
-			ok = ok || c == ':' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-		}
-		if !ok || j-i == maxLen {
+		if _, hex := unhex(b[j]); !hex && b[j] != ':' && b[j] != '.' || j-i == maxLen {
 			return netip.Addr{}, 0, errV1Addr
 		}
 	}
 	if j == len(b) {
 		return netip.Addr{}, 0, ErrShort
 	}
-	var a netip.Addr
-	var ok bool
-	if is6 {
-		a, ok = parseIPv6(b[i:j])
-	} else {
-		a, ok = parseIPv4(b[i:j])
-	}
+	a, ok := parseIPv6(b[i:j])
 	if !ok {
 		return netip.Addr{}, 0, errV1Addr
 	}
