@@ -80,17 +80,26 @@ type Inbound struct {
 // header and its length n once the whole header is in buf; the bytes
 // after it are the client's. Otherwise n is 0 and the error is
 //
-//   - ErrShort when buf is a valid but incomplete prefix of a header (an
-//     empty buf included): call again with more bytes. Fields are checked
-//     as they arrive, so that a hopeless header is refused early; only an
-//     incomplete version 1 address is checked just for its characters and
-//     length until the space after it arrives. Never after MaxInbound
-//     bytes.
+//   - ErrShort (unwrapped: compare with ==) when buf is a valid but
+//     incomplete prefix of a header, an empty buf included: call again
+//     with more bytes. Fields are checked as they arrive, so that a
+//     hopeless header is refused early; only an incomplete version 1 IPv6
+//     address is checked just for its characters and length until the
+//     space after it, and version 2 TLVs once the body is whole. Never
+//     for MaxV1 bytes of version 1 or MaxInbound of version 2.
 //   - ErrNoProxyHeader as soon as the first bytes agree with neither
 //     "PROXY " nor the version 2 signature: "GET " fails at its first byte.
 //   - ErrMalformed (ErrTooLarge being one) or ErrVersion, wrapped with
 //     details, for a header that is not valid. UDP (families 0x12, 0x22) is
 //     ErrVersion: unsupported on a stream connection.
+//
+// Version 1 is parsed strictly: single spaces, addresses of the declared
+// family (dotted quad for TCP4, IPv6 text without zone for TCP6), decimal
+// ports without leading zeros, CRLF within MaxV1 bytes. After "UNKNOWN"
+// comes CRLF, or a space and anything up to the first CRLF, as the
+// specification says. Version 2 checks the address block against the
+// length, the TLVs against the body, and a CRC32C TLV against the header;
+// the body of a LOCAL command is ignored, its family included.
 //
 // ParseInbound is pure and does not allocate, except for the TLV list of
 // a version 2 header that has TLVs: it may be called on every read until

@@ -117,6 +117,9 @@ func checkInbound(t *testing.T, name string, got Inbound, c validCase) {
 		t.Fatalf("%s: %d TLVs, want %d", name, len(got.TLVs), len(c.tlvs))
 	}
 	for i := range c.tlvs {
+		if cap(got.TLVs[i].Value) != len(got.TLVs[i].Value) {
+			t.Errorf("%s: TLV %d: appending to its value would overwrite the buffer", name, i)
+		}
 		if got.TLVs[i].Type != c.tlvs[i].Type || !bytes.Equal(got.TLVs[i].Value, c.tlvs[i].Value) {
 			t.Errorf("%s: TLV %d is %+v, want %+v", name, i, got.TLVs[i], c.tlvs[i])
 		}
@@ -192,6 +195,9 @@ func TestParseInboundErrors(t *testing.T) {
 		{"v1 tcp6 with ipv4", "PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n", ErrMalformed},
 		{"v1 mixed families", "PROXY TCP6 ::1 5.6.7.8 1 2\r\n", ErrMalformed},
 		{"v1 octet > 255", "PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\n", ErrMalformed},
+		{"v1 octet > 255, early", "PROXY TCP4 1.2.3.256", ErrMalformed},
+		{"v1 leading zero, early", "PROXY TCP4 1.02", ErrMalformed},
+		{"v1 fifth octet, early", "PROXY TCP4 1.2.3.4.", ErrMalformed},
 		{"v1 leading zero octet", "PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n", ErrMalformed},
 		{"v1 three octets", "PROXY TCP4 1.2.3 5.6.7.8 1 2\r\n", ErrMalformed},
 		{"v1 five octets", "PROXY TCP4 1.2.3.4.5 5.6.7.8 1 2\r\n", ErrMalformed},
