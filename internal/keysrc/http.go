@@ -183,31 +183,40 @@ func (h *HTTPReader) Feed(buf []byte) (done bool, err error) {
 	if h.done || h.err != nil {
 		return h.done, h.err
 	}
-	limit := min(len(buf), h.maxHead)
+	b := buf[:min(len(buf), h.maxHead)]
 	i := h.scan
-	for ; i < limit; i++ {
-		c := buf[i]
-		if h.inMethod {
-			// Fail fast on what is not HTTP (a TLS ClientHello,
-			// binary junk) instead of waiting for a newline.
-			if c == ' ' {
+	if h.inMethod {
+		// Fail fast on what is not HTTP (a TLS ClientHello, binary
+		// junk) instead of waiting for a newline or the bound.
+		for ; i < len(b) && httpClass[b[i]] == httpToken; i++ {
+		}
+		if i < len(b) {
+			switch c := b[i]; {
+			case c == ' ' && i > 0:
 				h.inMethod = false
-				if i == 0 {
-					return h.fail(errHTTPRequestLine)
-				}
-			} else if httpClass[c] == httpToken {
-				continue
-			} else if c != '\r' && c != '\n' {
+				i++
+			case c == ' ':
+				return h.fail(errHTTPRequestLine)
+			case c != '\r' && c != '\n':
 				return h.fail(errHTTPMethod)
 			}
+			// At a line ending, the request line is read below and
+			// refused for want of a space.
 		}
-		switch httpClass[c] {
+	}
+	for i < len(b) {
+		cls := httpClass[b[i]]
+		if cls <= httpToken {
+			i++
+			continue
+		}
+		switch cls {
 		case httpLF:
 			end := i
-			if end > h.pos && buf[end-1] == '\r' {
+			if end > h.pos && b[end-1] == '\r' {
 				end--
 			}
-			if err := h.line(buf[h.pos:end]); err != nil {
+			if err := h.line(b[h.pos:end]); err != nil {
 				return h.fail(err)
 			}
 			h.pos = i + 1
@@ -216,12 +225,12 @@ func (h *HTTPReader) Feed(buf []byte) (done bool, err error) {
 				return true, nil
 			}
 		case httpCR:
-			if i+1 == limit {
+			if i+1 == len(b) {
 				// Wait for the next byte, which must be LF.
 				h.scan = i
-				return h.bounded(limit)
+				return h.bounded(len(b))
 			}
-			if buf[i+1] != '\n' {
+			if b[i+1] != '\n' {
 				return h.fail(errHTTPBareCR)
 			}
 		case httpNUL:
@@ -229,9 +238,10 @@ func (h *HTTPReader) Feed(buf []byte) (done bool, err error) {
 		case httpCTL:
 			return h.fail(errHTTPControl)
 		}
+		i++
 	}
 	h.scan = i
-	return h.bounded(limit)
+	return h.bounded(len(b))
 }
 
 // bounded returns what Feed returns when the head has not ended within
