@@ -43,6 +43,7 @@ var (
 	errHTTPVersion     = &HTTPError{400, "unsupported HTTP version: want HTTP/1.1 or HTTP/1.0"}
 	errHTTP2           = &HTTPError{400, "HTTP/2 with prior knowledge is not supported: use HTTP/1.1"}
 	errHTTPTarget      = &HTTPError{400, "invalid request target"}
+	errHTTPEmptyTarget = &HTTPError{400, "empty request target"}
 	errHTTPNUL         = &HTTPError{400, "NUL byte in the request head"}
 	errHTTPControl     = &HTTPError{400, "control character in the request head"}
 	errHTTPBareCR      = &HTTPError{400, "CR not followed by LF in the request head"}
@@ -317,8 +318,11 @@ func (h *HTTPReader) requestLine(l []byte) *HTTPError {
 	}
 	method, rest := l[:sp], l[sp+1:]
 	sp = bytes.IndexByte(rest, ' ')
-	if sp <= 0 {
+	if sp < 0 {
 		return errHTTPRequestLine
+	}
+	if sp == 0 {
+		return errHTTPEmptyTarget
 	}
 	target, version := rest[:sp], rest[sp+1:]
 	if string(version) != "HTTP/1.1" && string(version) != "HTTP/1.0" {
