@@ -73,7 +73,7 @@ var (
 //     Leading empty lines are refused (net/http refuses them too), as is
 //     HTTP/2's prior-knowledge preface "PRI * HTTP/2.0".
 //   - Lines end with CRLF or a bare LF (RFC 9112 2.2). A CR elsewhere, a
-//     NUL or another control character but HTAB (in header values) is
+//     NUL or another control character but HTAB in header values is
 //     refused; bytes from 0x80 are accepted (obs-text, raw UTF-8 paths).
 //   - A header line is name ":" value. A name is a token with nothing
 //     between it and the colon (RFC 9112 5.1); a line that starts with
@@ -107,6 +107,9 @@ var (
 //     ('+' is a space), a pair that contains ';' or whose name is badly
 //     encoded is skipped. Unlike url.ParseQuery, a badly encoded value of
 //     the key's own parameter is refused rather than skipped.
+//
+// A DirectHeader, if the request has one, must be well-formed and alone:
+// a malformed or repeated one is refused with 400, whatever the source.
 //
 // A key longer than maxKey bytes (decoded) is refused with 400. The head
 // is bounded by maxHead: a request line that does not end within it is
