@@ -43,6 +43,7 @@ var (
 	errHTTPVersion     = &HTTPError{400, "unsupported HTTP version: want HTTP/1.1 or HTTP/1.0"}
 	errHTTP2           = &HTTPError{400, "HTTP/2 with prior knowledge is not supported: use HTTP/1.1"}
 	errHTTPTarget      = &HTTPError{400, "invalid request target"}
+	errHTTPEmptyTarget = &HTTPError{400, "empty request target"}
 	errHTTPNUL         = &HTTPError{400, "NUL byte in the request head"}
 	errHTTPControl     = &HTTPError{400, "control character in the request head"}
 	errHTTPBareCR      = &HTTPError{400, "CR not followed by LF in the request head"}
@@ -72,7 +73,7 @@ var (
 //     Leading empty lines are refused (net/http refuses them too), as is
 //     HTTP/2's prior-knowledge preface "PRI * HTTP/2.0".
 //   - Lines end with CRLF or a bare LF (RFC 9112 2.2). A CR elsewhere, a
-//     NUL or another control character but HTAB (in header values) is
+//     NUL or another control character but HTAB in header values is
 //     refused; bytes from 0x80 are accepted (obs-text, raw UTF-8 paths).
 //   - A header line is name ":" value. A name is a token with nothing
 //     between it and the colon (RFC 9112 5.1); a line that starts with
@@ -106,6 +107,9 @@ var (
 //     ('+' is a space), a pair that contains ';' or whose name is badly
 //     encoded is skipped. Unlike url.ParseQuery, a badly encoded value of
 //     the key's own parameter is refused rather than skipped.
+//
+// A DirectHeader, if the request has one, must be well-formed and alone:
+// a malformed or repeated one is refused with 400, whatever the source.
 //
 // A key longer than maxKey bytes (decoded) is refused with 400. The head
 // is bounded by maxHead: a request line that does not end within it is
@@ -317,8 +321,11 @@ func (h *HTTPReader) requestLine(l []byte) *HTTPError {
 	}
 	method, rest := l[:sp], l[sp+1:]
 	sp = bytes.IndexByte(rest, ' ')
-	if sp <= 0 {
+	if sp < 0 {
 		return errHTTPRequestLine
+	}
+	if sp == 0 {
+		return errHTTPEmptyTarget
 	}
 	target, version := rest[:sp], rest[sp+1:]
 	if string(version) != "HTTP/1.1" && string(version) != "HTTP/1.0" {

@@ -73,6 +73,9 @@ func FuzzHTTPReader(f *testing.F) {
 			if whole.status != 400 && whole.status != 414 && whole.status != 431 {
 				t.Fatalf("%q: refused with %d", data, whole.status)
 			}
+			if _, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data))); err == nil && !stricterThanNetHTTP(whole.reason) {
+				t.Fatalf("%q: refused with %d %s, net/http accepts it", data, whole.status, whole.reason)
+			}
 			return
 		case !whole.done:
 			if len(data) >= maxHead {
@@ -97,6 +100,22 @@ func FuzzHTTPReader(f *testing.F) {
 			t.Fatalf("%s in %q: key %q, net/http's %q", src, head, got, want)
 		}
 	})
+}
+
+// stricterThanNetHTTP reports whether HTTPReader refuses with reason, on
+// purpose, requests that net/http accepts: those with obsolete line
+// folding, whitespace in a header name, a bare CR at the end of a line, a
+// version other than 1.0 and 1.1, an empty target (net/http takes one
+// for CONNECT), a key it cannot use, a malformed direct
+// header, or a head over the bound (net/http's is larger).
+func stricterThanNetHTTP(reason string) bool {
+	for _, e := range []*HTTPError{errHTTPFold, errHTTPNameSpace, errHTTPBareCR, errHTTPVersion, errHTTP2,
+		errHTTPEmptyTarget, errHTTPQueryEscape, errHTTPDirect, errHTTPDirect2} {
+		if reason == e.Reason {
+			return true
+		}
+	}
+	return strings.HasPrefix(reason, "key longer than") || strings.HasSuffix(reason, "longer than 1024 bytes")
 }
 
 // netHTTPDifference returns why net/http may refuse a head that
