@@ -8,7 +8,6 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
-
 )
 
 // ErrIdleTimeout is given to OnClose for a connection closed because no

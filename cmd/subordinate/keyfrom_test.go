@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -358,6 +359,8 @@ func TestKeyFromSNI(t *testing.T) {
 	cert, key, pool := proctest.SelfSigned(t, "*.rooms.test", "127.0.0.1")
 	s := serve(t, workers, "--listen", "tls://127.0.0.1:0", "--cert", cert, "--key", key, "--key-from", "sni")
 	client := &tls.Config{RootCAs: pool}
+	pids := s.WorkerPids()
+	before := settledFDs(t, pids)
 	forwarded := 0
 	for i := 0; i < 40; i++ {
 		name := fmt.Sprintf("Room-%d.Rooms.Test", i)
@@ -394,6 +397,11 @@ func TestKeyFromSNI(t *testing.T) {
 		t.Fatal(err)
 	} else {
 		checkOwner(t, w, "after.rooms.test", workers)
+	}
+	// Every socket handed off, refused or served is closed in every
+	// worker.
+	if after := settledFDs(t, pids); !slices.Equal(after, before) {
+		t.Fatalf("descriptors of the workers: %v before, %v after", before, after)
 	}
 	s.stop(t)
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -155,4 +156,18 @@ func TestProxyPlain(t *testing.T) {
 		}
 		s.stop(t)
 	})
+}
+
+// TestProxyHTTPUpstreamDown: with keys from HTTP requests, a client whose
+// shard's upstream is down gets 502 Bad Gateway, an HTTP answer, rather
+// than the -ERR line.
+func TestProxyHTTPUpstreamDown(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir() // no upstream listens there
+	s := serve(t, 2, "--handler", "proxy", "--upstream", "unix://"+dir+"/{shard}.sock", "--key-from", "http-header:X-Room")
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(refusal(t, s.addr, []byte(httpRequest("r1"))))), nil)
+	if err != nil || resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("upstream down: %v, %v; want 502", resp, err)
+	}
+	s.stop(t)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/subordinate/subordinate/internal/keysrc"
 	"github.com/subordinate/subordinate/server"
 	"github.com/subordinate/subordinate/server/builtin"
 )
@@ -88,7 +89,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	var factory server.HandlerFactory
 	if *handler == "proxy" {
-		factory, err = builtin.Proxy(builtin.ProxyConfig{Upstream: *upstream, ProxyProtocol: *upstreamPP})
+		src, _ := keysrc.Parse(*keyFrom) // checked with the rest of the Config
+		factory, err = builtin.Proxy(builtin.ProxyConfig{Upstream: *upstream, ProxyProtocol: *upstreamPP, HTTP: src.HTTP()})
 	} else {
 		factory, err = builtin.Lookup(*handler)
 		if err == nil && *upstream != "" {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/subordinate/subordinate/frame"
+	"github.com/subordinate/subordinate/internal/keysrc"
 	"github.com/subordinate/subordinate/internal/mesh"
 	"github.com/subordinate/subordinate/internal/proxyproto"
 	"github.com/subordinate/subordinate/server"
@@ -27,6 +29,11 @@ type ProxyConfig struct {
 	DialTimeout time.Duration
 	// WriteTimeout bounds each write in the relay. Default: 30s.
 	WriteTimeout time.Duration
+	// HTTP says the clients speak HTTP (the server reads keys from HTTP
+	// requests, serve --key-from http-*): a client whose upstream is
+	// unavailable gets "502 Bad Gateway" rather than the -ERR line.
+	// Default: off.
+	HTTP bool
 }
 
 // Proxy makes the proxy handler: each shard relays the connections it
@@ -108,7 +115,11 @@ func (p *proxy) relay(client net.Conn, hdr []byte) {
 	if err != nil {
 		p.shard.Logger().Warn("proxy: upstream unavailable", "upstream", p.network+"://"+p.addr, "err", err)
 		_ = client.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
-		_, _ = client.Write(frame.AppendError(nil, "upstream unavailable"))
+		if p.cfg.HTTP {
+			_, _ = client.Write(keysrc.HTTPResponse(nil, http.StatusBadGateway, "upstream unavailable"))
+		} else {
+			_, _ = client.Write(frame.AppendError(nil, "upstream unavailable"))
+		}
 		_ = client.Close()
 		return
 	}
