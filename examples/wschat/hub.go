@@ -21,7 +21,8 @@ type client struct {
 // hub holds the rooms of this process: every client of a room is here,
 // since Subordinate sends the whole room to one process.
 type hub struct {
-	name string
+	name  string
+	conns sync.WaitGroup // every WebSocket handler still running
 
 	mu     sync.Mutex
 	rooms  map[string]map[*client]struct{}

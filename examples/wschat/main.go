@@ -15,6 +15,7 @@
 // It serves:
 //
 //	GET /rooms/{room}/     a page that joins the room and shows its messages
+//	                       (header X-Wschat-Name: the process that served it)
 //	GET /rooms/{room}/ws   the room's WebSocket
 //	GET /healthz           "ok NAME"
 //
@@ -71,21 +72,26 @@ func main() {
 	}
 }
 
-// run serves until SIGTERM or SIGINT, then closes every WebSocket.
+// run serves until SIGTERM or SIGINT, then closes every WebSocket with
+// 1001 (going away) and returns.
 func run(listen, name string, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	h := newHub(name)
 	srv := &http.Server{
-		Addr:              listen,
-		Handler:           newMux(newHub(name), log),
+		Handler:           newMux(h, log),
 		ReadHeaderTimeout: 10 * time.Second,
-		// Every request's context ends at the signal: so do the WebSockets,
-		// which Shutdown does not wait for.
+		// Every request's context ends at the signal, which tells the
+		// WebSockets (Shutdown neither closes nor waits for them) to close.
 		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("wschat listening", "addr", listen)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("wschat listening", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve on %s: %w", listen, err)
@@ -101,6 +107,7 @@ func run(listen, name string, log *slog.Logger) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve on %s: %w", listen, err)
 	}
+	h.conns.Wait() // each WebSocket says goodbye (bounded by Close's own 5 s)
 	return nil
 }
 
@@ -112,6 +119,7 @@ func newMux(h *hub, log *slog.Logger) *http.ServeMux {
 	})
 	mux.HandleFunc("GET /rooms/{room}/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("X-Wschat-Name", h.name) // which upstream served the page
 		if err := roomPage.Execute(w, r.PathValue("room")); err != nil {
 			log.Warn("room page", "err", err)
 		}
@@ -125,6 +133,8 @@ func newMux(h *hub, log *slog.Logger) *http.ServeMux {
 // serveWS runs one client: it joins the room, relays what the client
 // writes to everyone in it, and leaves when the connection ends.
 func serveWS(w http.ResponseWriter, r *http.Request, h *hub, log *slog.Logger) {
+	h.conns.Add(1) // before Accept hijacks the connection: before Shutdown returns
+	defer h.conns.Done()
 	room := r.PathValue("room")
 	// Accept checks that the page's Origin is this host, as a browser
 	// reached it: Subordinate's proxy relays the request unchanged.
@@ -135,17 +145,20 @@ func serveWS(w http.ResponseWriter, r *http.Request, h *hub, log *slog.Logger) {
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(maxText)
-	ctx := r.Context()
+	stop := context.AfterFunc(r.Context(), func() {
+		conn.Close(websocket.StatusGoingAway, "server shutting down")
+	})
+	defer stop()
 
 	c := h.join(room)
-	defer h.leave(c)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		writeLoop(ctx, conn, c)
+		writeLoop(conn, c)
 	}()
 	for {
-		typ, text, err := conn.Read(ctx)
+		// No deadline: a chat client may be quiet for hours.
+		typ, text, err := conn.Read(context.Background())
 		if err != nil {
 			break // closed by the client, by the writer or at shutdown
 		}
@@ -160,10 +173,10 @@ func serveWS(w http.ResponseWriter, r *http.Request, h *hub, log *slog.Logger) {
 
 // writeLoop sends the client's queue until the hub closes it; a client
 // too slow to keep up is dropped.
-func writeLoop(ctx context.Context, conn *websocket.Conn, c *client) {
+func writeLoop(conn *websocket.Conn, c *client) {
 	for m := range c.send {
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := wsjson.Write(wctx, conn, m)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := wsjson.Write(ctx, conn, m)
 		cancel()
 		if err != nil {
 			conn.CloseNow()
