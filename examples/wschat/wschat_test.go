@@ -200,6 +200,15 @@ func TestBehindSubordinate(t *testing.T) {
 	for i := 0; i < shards; i++ {
 		s.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("worker ready", "shard", i) })
 	}
+	// Every worker's links to the others, so that no connection waits for
+	// one (--owner-wait) on a slow machine.
+	for i := 0; i < shards; i++ {
+		for j := 0; j < shards; j++ {
+			if i != j {
+				s.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("mesh: link up", "shard", i, "peer", j) })
+			}
+		}
+	}
 	front := "http://" + addr
 
 	// Rooms with spaces and accents, and enough of them that every
