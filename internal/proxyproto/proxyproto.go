@@ -1,7 +1,9 @@
-// Package proxyproto encodes and decodes PROXY protocol version 2 headers
-// (HAProxy's proxy-protocol.txt), which the proxy handler sends to its
-// upstreams so that they learn the client's address, the TLS summary and
-// the connection's key.
+// Package proxyproto encodes and decodes PROXY protocol headers (HAProxy's
+// proxy-protocol.txt): version 2 headers the proxy handler sends to its
+// upstreams, so that they learn the client's address, the TLS summary and
+// the connection's key; and inbound version 1 and 2 headers a load
+// balancer in front sends a worker (ParseInbound), from the networks an
+// operator trusts (Trusted).
 package proxyproto
 
 import (
