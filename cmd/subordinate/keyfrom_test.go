@@ -545,3 +545,39 @@ func TestAcceptProxyProtocolTLS(t *testing.T) {
 		s.stop(t)
 	}
 }
+
+// TestKeyFromClientIPTLS: on a tls:// listener a client-ip connection is
+// routed at accept and its owner terminates TLS, as with sni.
+func TestKeyFromClientIPTLS(t *testing.T) {
+	t.Parallel()
+	const workers = 3
+	cert, key, pool := proctest.SelfSigned(t, "127.0.0.1")
+	s := serve(t, workers, "--listen", "tls://127.0.0.1:0", "--cert", cert, "--key", key, "--key-from", "client-ip")
+	forwarded := 0
+	for i := 1; i <= 24; i++ {
+		ip := fmt.Sprintf("127.0.3.%d", i)
+		d := &net.Dialer{Timeout: soon, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		tc, err := tls.DialWithDialer(d, "tcp", s.addr, &tls.Config{RootCAs: pool})
+		if err != nil {
+			t.Fatalf("%s: %v", ip, err)
+		}
+		tc.SetDeadline(time.Now().Add(soon))
+		line, err := bufio.NewReader(tc).ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := parseWhoami(t, line)
+		checkOwner(t, w, ip, workers)
+		if w.relayed {
+			t.Fatalf("%s: relayed (%q): the owner should terminate TLS", ip, line)
+		}
+		if w.forwardedOrRelayed {
+			forwarded++
+		}
+		tc.Close()
+	}
+	if forwarded == 0 {
+		t.Fatal("no connection was forwarded: the test proves nothing")
+	}
+	s.stop(t)
+}
