@@ -85,3 +85,57 @@ func TestBenchKeyFrom(t *testing.T) {
 		}
 	}
 }
+
+// http400 answers every connection with an HTTP 400 response and closes
+// it, as a server with --key-from http-* does when it finds no key.
+func http400(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			_ = c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// TestBenchKeyFromSaysWhy: when bench and the server disagree on where
+// keys are, the run says so and names --key-from.
+func TestBenchKeyFromSaysWhy(t *testing.T) {
+	raw, refuse := rawEcho(t), http400(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"preamble echoed", []string{"--addr", raw}, []string{`got back "k`, "the server echoed bench's preamble", "--key-from"}},
+		{"HTTP server", []string{"--addr", refuse}, []string{"HTTP/1.1 400", "it reads keys from an HTTP request", "--key-from"}},
+		{"no key", []string{"--addr", refuse, "--key-from", "http-cookie:sid"},
+			[]string{"the server refused the connection: HTTP/1.1 400 Bad Request", "found no key", "http-cookie:sid"}},
+	} {
+		code, _, errs := benchRun(append(tc.args, "--duration", "10m", "--max-errors", "1")...)
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1", tc.name, code)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errs, w) {
+				t.Errorf("%s: stderr lacks %q:\n%s", tc.name, w, errs)
+			}
+		}
+	}
+}
