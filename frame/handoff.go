@@ -3,6 +3,7 @@ package frame
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 )
 
 // HandoffVersion is the version of the hand-off message this package
@@ -19,7 +20,11 @@ const handoffPrefix = 4
 
 // MaxHandoffSize is the largest hand-off message: the prefix, the longest
 // key or a direct shard index, and the most early data.
-const MaxHandoffSize = handoffPrefix + 2 + MaxKeyLimit + 4 + MaxHandoffEarly
+const MaxHandoffSize = handoffPrefix + 2 + MaxKeyLimit + 2*(1+maxAddrPort) + 4 + MaxHandoffEarly
+
+// maxAddrPort bounds one address of a hand-off message: an IPv6 address
+// with its zone and port (netip.AddrPort.MarshalBinary).
+const maxAddrPort = 16 + 32 + 2
 
 // Handoff is the message that travels with a client's socket when the
 // worker that accepted it hands it to the worker that owns its key
@@ -47,10 +52,29 @@ type Handoff struct {
 	// header (docs/PROTOCOL.md, section 6), which carries the client's
 	// addresses, its TLS summary and the early data; Early is empty.
 	Stream bool
+	// TLS is true when the client speaks TLS and the sender did not
+	// terminate it (it routed by the ClientHello's server name, or by the
+	// client's address, before any handshake): the owner terminates it,
+	// and Early starts with the bytes of the ClientHello.
+	TLS bool
+	// Client and Local, when valid, are the client's addresses as a PROXY
+	// protocol header declared them (--accept-proxy-protocol): the owner
+	// presents them instead of the socket's, which are the proxy's. Both
+	// are valid or neither.
+	Client, Local netip.AddrPort
 }
 
-// flagStream marks a hand-off of a relayed stream (Handoff.Stream).
-const flagStream = 1 << 1
+// Hand-off flags.
+const (
+	// flagStream marks a hand-off of a relayed stream (Handoff.Stream).
+	flagStream = 1 << 1
+	// flagAddrs says the client's addresses follow the key
+	// (Handoff.Client, Handoff.Local).
+	flagAddrs = 1 << 2
+	// flagHandoffTLS marks a client socket whose TLS the owner terminates
+	// (Handoff.TLS).
+	flagHandoffTLS = 1 << 3
+)
 
 // AppendHandoff appends m, encoded, to dst. It returns an error wrapping
 // ErrBadHeader, and dst unchanged, if a field is out of bounds.
@@ -66,12 +90,24 @@ func AppendHandoff(dst []byte, m *Handoff) ([]byte, error) {
 	if m.Stream && len(m.Early) > 0 {
 		return dst, fmt.Errorf("%w: a stream hand-off carries its early data in its stream header", ErrBadHeader)
 	}
+	if m.Stream && m.TLS {
+		return dst, fmt.Errorf("%w: a stream hand-off's TLS is terminated already", ErrBadHeader)
+	}
+	if m.Client.IsValid() != m.Local.IsValid() {
+		return dst, fmt.Errorf("%w: a hand-off with one address of two", ErrBadHeader)
+	}
 	var flags byte
 	if m.Direct {
 		flags |= flagDirect
 	}
 	if m.Stream {
 		flags |= flagStream
+	}
+	if m.TLS {
+		flags |= flagHandoffTLS
+	}
+	if m.Client.IsValid() {
+		flags |= flagAddrs
 	}
 	dst = append(dst, HandoffVersion, flags)
 	dst = binary.BigEndian.AppendUint16(dst, m.Listener)
@@ -80,6 +116,10 @@ func AppendHandoff(dst []byte, m *Handoff) ([]byte, error) {
 	} else {
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Key)))
 		dst = append(dst, m.Key...)
+	}
+	if m.Client.IsValid() {
+		dst = appendAddrPort(dst, m.Client)
+		dst = appendAddrPort(dst, m.Local)
 	}
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Early)))
 	return append(dst, m.Early...), nil
@@ -97,10 +137,13 @@ func ParseHandoff(b []byte, maxKey int) (*Handoff, error) {
 		return nil, fmt.Errorf("%w: hand-off version %d", ErrBadVersion, b[0])
 	}
 	flags := b[1]
-	if flags&^(flagDirect|flagStream) != 0 {
+	if flags&^(flagDirect|flagStream|flagAddrs|flagHandoffTLS) != 0 {
 		return nil, fmt.Errorf("%w: unknown hand-off flags %#02x", ErrBadHeader, flags)
 	}
-	m := &Handoff{Listener: binary.BigEndian.Uint16(b[2:]), Stream: flags&flagStream != 0}
+	m := &Handoff{Listener: binary.BigEndian.Uint16(b[2:]), Stream: flags&flagStream != 0, TLS: flags&flagHandoffTLS != 0}
+	if m.Stream && m.TLS {
+		return nil, fmt.Errorf("%w: a stream hand-off marked TLS", ErrBadHeader)
+	}
 	c := cursor{b: b[handoffPrefix:]}
 	if flags&flagDirect != 0 {
 		m.Direct = true
@@ -114,6 +157,15 @@ func ParseHandoff(b []byte, maxKey int) (*Handoff, error) {
 			return nil, fmt.Errorf("%w: key of %d bytes, at most %d", ErrHeaderTooLarge, n, maxKey)
 		}
 		m.Key = c.bytes(n)
+	}
+	if flags&flagAddrs != 0 {
+		var err error
+		if m.Client, err = c.addrPort(); err == nil {
+			m.Local, err = c.addrPort()
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	n := c.u32()
 	if c.ok() && n > MaxHandoffEarly {
@@ -133,4 +185,27 @@ func ParseHandoff(b []byte, maxKey int) (*Handoff, error) {
 		return nil, fmt.Errorf("%w: a stream hand-off with early data", ErrBadHeader)
 	}
 	return m, nil
+}
+
+// appendAddrPort appends a, valid, as its length and its binary form.
+func appendAddrPort(dst []byte, a netip.AddrPort) []byte {
+	b, _ := a.MarshalBinary()
+	return append(append(dst, byte(len(b))), b...)
+}
+
+// addrPort reads what appendAddrPort wrote: a valid IP address and port.
+func (c *cursor) addrPort() (netip.AddrPort, error) {
+	n := 0
+	if v := c.bytes(1); v != nil {
+		n = int(v[0])
+	}
+	b := c.bytes(n)
+	if !c.ok() {
+		return netip.AddrPort{}, fmt.Errorf("%w: hand-off message ends inside an address", ErrBadHeader)
+	}
+	var a netip.AddrPort
+	if err := a.UnmarshalBinary(b); err != nil || !a.IsValid() {
+		return netip.AddrPort{}, fmt.Errorf("%w: hand-off address of %d bytes", ErrBadHeader, n)
+	}
+	return a, nil
 }

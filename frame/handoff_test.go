@@ -3,6 +3,7 @@ package frame
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"reflect"
 	"testing"
 )
@@ -13,6 +14,9 @@ func TestHandoffRoundTrip(t *testing.T) {
 		{Key: []byte("k"), Early: []byte("hello\n")},
 		{Direct: true, Shard: 7, Listener: 65535, Early: bytes.Repeat([]byte{1}, MaxHandoffEarly)},
 		{Key: bytes.Repeat([]byte("x"), MaxKeyLimit)},
+		{Key: []byte("example.com"), TLS: true, Early: []byte{0x16, 3, 1}},
+		{Key: []byte("203.0.113.9"), Client: netip.MustParseAddrPort("203.0.113.9:4711"), Local: netip.MustParseAddrPort("[2001:db8::1%eth0]:443")},
+		{Direct: true, Shard: 1, Stream: true, Client: netip.MustParseAddrPort("[::1]:1"), Local: netip.MustParseAddrPort("127.0.0.1:2")},
 	} {
 		b, err := AppendHandoff([]byte("prefix"), m)
 		if err != nil {
@@ -34,6 +38,8 @@ func TestHandoffEncodeErrors(t *testing.T) {
 		{Direct: true, Key: []byte("k")},
 		{Key: bytes.Repeat([]byte("x"), MaxKeyLimit+1)},
 		{Key: []byte("k"), Early: make([]byte, MaxHandoffEarly+1)},
+		{Key: []byte("k"), Stream: true, TLS: true},
+		{Key: []byte("k"), Client: netip.MustParseAddrPort("192.0.2.1:1")},
 	} {
 		if b, err := AppendHandoff([]byte("x"), m); !errors.Is(err, ErrBadHeader) || string(b) != "x" {
 			t.Errorf("%+v: %q, %v; want ErrBadHeader and dst unchanged", m, b, err)
@@ -49,6 +55,9 @@ func TestHandoffParseErrors(t *testing.T) {
 		want error
 	}{
 		{"empty", nil, ErrBadHeader},
+		{"stream and TLS", []byte{1, 0x0a, 0, 0, 0, 1, 'k', 0, 0, 0, 0}, ErrBadHeader},
+		{"address cut", []byte{1, 0x04, 0, 0, 0, 1, 'k', 6, 127, 0}, ErrBadHeader},
+		{"address bad", []byte{1, 0x04, 0, 0, 0, 1, 'k', 3, 127, 0, 0, 3, 127, 0, 0, 0, 0, 0, 0}, ErrBadHeader},
 		{"short prefix", good[:3], ErrBadHeader},
 		{"version", append([]byte{9}, good[1:]...), ErrBadVersion},
 		{"flags", append([]byte{1, 0x80}, good[2:]...), ErrBadHeader},

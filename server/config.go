@@ -27,6 +27,8 @@ const (
 	DefaultKeepAlive         = 15 * time.Second
 	DefaultUpgradeTimeout    = 30 * time.Second
 	DefaultTicketKeyRotation = 12 * time.Hour
+	DefaultKeyFrom           = "frame"
+	DefaultMaxHTTPHead       = 16 << 10
 )
 
 // Ways a worker reaches the owner of a plain connection it accepted, for
@@ -75,6 +77,37 @@ type Config struct {
 	// "line" (the key, then LF) or "binary" (a 2-byte length, then the
 	// key). See docs/PROTOCOL.md. Default: "line".
 	Frame string `json:"frame"`
+
+	// KeyFrom is where each connection's key comes from (--key-from):
+	// "frame" (the preamble, encoded as Frame says), "sni" (the server
+	// name of the TLS ClientHello), "client-ip" or "client-ip/N[,M]" (the
+	// client's address, or its network), "http-header:NAME",
+	// "http-cookie:NAME", "http-path:N" or "http-query:NAME" (from the
+	// head of the first HTTP/1.x request). See docs/PROTOCOL.md, section
+	// 8. Default: "frame".
+	KeyFrom string `json:"key_from"`
+
+	// DefaultKey is the key of a connection whose KeyFrom source has
+	// none (no SNI, no such header, a Unix client for client-ip). Empty:
+	// such a connection is refused. It does not apply to "frame".
+	DefaultKey string `json:"default_key,omitempty"`
+
+	// MaxHTTPHead bounds the head of the first HTTP request with an
+	// http-* KeyFrom (request line and headers); past it the client gets
+	// 431 (414 for the request line alone). Default: 16 KiB.
+	MaxHTTPHead int `json:"max_http_head"`
+
+	// AcceptProxyProtocol makes every connection start with a PROXY
+	// protocol header (version 1 or 2), from a load balancer in front:
+	// Conn.RemoteAddr and client-ip keys then use the client's address it
+	// declares. Connections from outside TrustedProxies, and ones without
+	// a valid header, are refused. Default: off.
+	AcceptProxyProtocol bool `json:"accept_proxy_protocol,omitempty"`
+
+	// TrustedProxies are the networks (CIDR, or single addresses; "unix"
+	// for Unix socket clients) allowed to send PROXY headers. Required
+	// with AcceptProxyProtocol.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 
 	// Forward is how a worker reaches the owner of a plain (TCP or Unix)
 	// connection whose key another shard owns: ForwardHandoff or
@@ -215,6 +248,8 @@ func DefaultConfig() Config {
 		Listen:            []string{DefaultListen},
 		Workers:           runtime.NumCPU(),
 		Frame:             DefaultFrame,
+		KeyFrom:           DefaultKeyFrom,
+		MaxHTTPHead:       DefaultMaxHTTPHead,
 		Forward:           DefaultForward,
 		MaxKey:            DefaultMaxKey,
 		PreambleTimeout:   DefaultPreambleTimeout,
@@ -288,6 +323,9 @@ func (c *Config) Validate() error {
 		return bad("upgrade timeout %v: want > 0", c.UpgradeTimeout)
 	case c.TicketKeyRotation <= 0:
 		return bad("TLS ticket key rotation %v: want > 0", c.TicketKeyRotation)
+	}
+	if err := c.validateKeyFrom(anyTLS); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if c.Admin != "" {
 		if err := validAdmin(c.Admin); err != nil {

@@ -7,29 +7,38 @@ import (
 	"github.com/subordinate/subordinate/shard"
 )
 
-// dispatch routes a connection whose preamble is read, on the loop: the
-// handler gets it here when this shard owns its key; otherwise it goes to
-// the owner, the socket itself (hand-off) or its bytes over a mesh stream
-// (relay). It is the one place that rule is written.
-func (r *routed) dispatch(gc gnet.Conn, pc *pconn) gnet.Action {
-	owner, key, err := r.ownerOf(pc.dec.Preamble())
+// dispatch routes a connection whose key (or direct preamble) p is
+// read, on the loop: the handler gets it here when this shard owns its
+// key; otherwise it goes to the owner, the socket itself (hand-off) or
+// its bytes over a mesh stream (relay). A TLS connection routed before
+// its handshake (pc.tls) has its TLS terminated by its owner. It is the
+// one place that rule is written.
+func (r *routed) dispatch(gc gnet.Conn, pc *pconn, p frame.Preamble) gnet.Action {
+	owner, key, err := r.ownerOf(p)
 	if err != nil {
 		return r.refuseConn(gc, frame.Reason(err))
 	}
 	direct := key == nil
 	if owner == r.info.Index {
+		if pc.tls {
+			return r.terminateTLS(gc, pc, key)
+		}
 		c := r.newConn(key, direct, r.info.Index)
-		c.gc, c.remote = gc, gc.RemoteAddr()
+		c.gc, c.remote, c.local = gc, remoteOf(gc, pc), localOf(pc)
 		pc.conn = c
 		return r.openLocal(pc, c)
 	}
-	pc.detached = true // gnet closes its descriptor; the owner has the socket
 	if r.links != nil && gc.InboundBuffered() <= frame.MaxHandoffEarly {
+		pc.detached = true // gnet closes its descriptor; the owner has the socket
 		r.lstats.forwarded[howHandoff]++
-		return r.handOff(gc, key, owner)
+		return r.handOff(gc, pc, key, owner)
 	}
+	if pc.tls { // cannot happen: Config.Validate asks for hand-offs, and a ClientHello fits
+		return r.refuseConn(gc, "internal error")
+	}
+	pc.detached = true
 	r.lstats.forwarded[howRelay]++
-	return r.relay(gc, key, owner)
+	return r.relay(gc, pc, key, owner)
 }
 
 // ownerOf returns the shard that owns the connection of preamble p, and

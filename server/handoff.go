@@ -27,8 +27,8 @@ const adoptionQueue = 4096
 // the preamble, to the owner over their hand-off link, on the loop, and
 // lets gnet close its own descriptor. When the owner is restarting or its
 // socket is full, a goroutine takes over and waits for it (handOffLater).
-func (r *routed) handOff(gc gnet.Conn, key []byte, owner int) gnet.Action {
-	m := frame.Handoff{Key: key, Listener: uint16(max(r.eng.Listener(gc), 0))}
+func (r *routed) handOff(gc gnet.Conn, pc *pconn, key []byte, owner int) gnet.Action {
+	m := frame.Handoff{Key: key, Listener: uint16(max(r.eng.Listener(gc), 0)), TLS: pc.tls, Client: pc.client, Local: pc.local}
 	if key == nil {
 		m.Direct, m.Shard = true, uint32(owner)
 	}
@@ -55,14 +55,14 @@ func (r *routed) handOff(gc gnet.Conn, key []byte, owner int) gnet.Action {
 	}
 	r.hold()
 	r.socks.Add(1) // the duplicate, until handOffLater closes it
-	go r.handOffLater(fd, append([]byte(nil), msg...), owner)
+	go r.handOffLater(fd, append([]byte(nil), msg...), owner, r.form(pc.tls))
 	return gnet.Close // the duplicate keeps the socket
 }
 
 // handOffLater hands off the socket fd (a descriptor of this goroutine's
 // own) once the owner is back or has room, waiting at most OwnerWait;
-// otherwise the client gets -ERR. It runs on its own goroutine.
-func (r *routed) handOffLater(fd int, msg []byte, owner int) {
+// otherwise the client is refused, in form. It runs on its own goroutine.
+func (r *routed) handOffLater(fd int, msg []byte, owner int, form refusalForm) {
 	defer r.release()
 	defer r.socks.Add(-1)
 	defer unix.Close(fd)
@@ -85,21 +85,22 @@ func (r *routed) handOffLater(fd int, msg []byte, owner int) {
 		}
 		r.log.Warn("cannot hand off a connection", "owner", owner, "reason", reason, "err", err)
 		r.countRefusal(reason)
-		replyFD(fd, reason)
+		replyFD(fd, appendRefusal(nil, form, reason, 0))
 		return
 	}
 }
 
-// replyFD writes one -ERR line to a client socket that is not in any
-// poller, without waiting (a fresh socket has room for it), and shuts
+// replyFD writes a refusal (an -ERR line, or what refusal.go says) to a
+// client socket that is not in any poller, without waiting (a fresh
+// socket has room for it), and shuts
 // down the sending side. Then it lingers, as nginx's lingering close
 // does: it reads and drops what the client sends until the client closes,
 // for at most lingerTime and maxDiscard bytes, so that the close which
 // follows is a FIN rather than a reset. A reset can reach the client
 // before it reads the line, and it turns the end of the answer into an
 // error. It runs on a goroutine of its own.
-func replyFD(fd int, reason string) {
-	_, _ = unix.Write(fd, frame.AppendError(nil, reason))
+func replyFD(fd int, refusal []byte) {
+	_, _ = unix.Write(fd, refusal)
 	_ = unix.Shutdown(fd, unix.SHUT_WR)
 	var buf [4096]byte
 	deadline := time.Now().Add(lingerTime)
@@ -177,8 +178,15 @@ func (r *routed) resend(peer int, un []handoff.Pending) {
 	for _, p := range un {
 		r.hold()
 		r.socks.Add(1)
-		go r.handOffLater(p.FD, p.Msg, peer)
+		go r.handOffLater(p.FD, p.Msg, peer, r.handoffForm(p.Msg))
 	}
+}
+
+// handoffForm returns the refusal form of the client of a hand-off
+// message msg.
+func (r *routed) handoffForm(msg []byte) refusalForm {
+	m, err := frame.ParseHandoff(msg, frame.MaxKeyLimit)
+	return r.form(err == nil && m.TLS)
 }
 
 // arrival is a handed-off socket on its way into the loop: gnet gives it
@@ -232,7 +240,7 @@ func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int)
 	if err != nil {
 		r.log.Error("refused a hand-off", "peer", peer, "err", err)
 		r.gstats.refused[refInternal].Add(1)
-		replyFD(fd, "internal error")
+		replyFD(fd, appendRefusal(nil, r.form(m != nil && m.TLS), "internal error", 0))
 		unix.Close(fd)
 		return
 	}
@@ -249,11 +257,15 @@ func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int)
 	if err != nil {
 		r.log.Warn("cannot adopt a handed-off connection", "peer", peer, "err", err)
 		r.gstats.refused[refBusy].Add(1)
-		replyFD(fd, "server busy")
+		replyFD(fd, appendRefusal(nil, r.form(m.TLS), "server busy", 0))
 		f.Close()
 		return
 	}
 	f.Close()
+	if m.TLS {
+		r.arriveTLS(peer, l, seq, m, nc)
+		return
+	}
 	var (
 		hdr    *frame.StreamHeader
 		hdrLen int
@@ -372,6 +384,9 @@ func (r *routed) openArrival(gc gnet.Conn, a *arrival, short bool) ([]byte, gnet
 	r.socks.Add(1)
 	c := r.newConn(a.m.Key, a.m.Direct, a.via)
 	c.gc, c.remote, c.fwd, c.pre = gc, gc.RemoteAddr(), true, a.m.Early
+	if a.m.Client.IsValid() { // declared by a PROXY header
+		c.remote, c.local = net.TCPAddrFromAddrPort(a.m.Client), net.TCPAddrFromAddrPort(a.m.Local)
+	}
 	if h := a.hdr; h != nil { // relayed by the sender, through a socketpair
 		c.relayed, c.remote, c.local, c.tls, c.pre = true, h.Client, h.Local, h.TLS, h.Early
 	}

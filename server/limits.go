@@ -9,7 +9,6 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
-	"github.com/subordinate/subordinate/frame"
 )
 
 // ErrIdleTimeout is given to OnClose for a connection closed because no
@@ -77,10 +76,7 @@ func (r *routed) full() bool { return r.socks.Load() >= int64(r.maxConns) }
 func (r *routed) refuseBusy(gc gnet.Conn, tlsConn bool) ([]byte, gnet.Action) {
 	r.busy.Add(1)
 	r.logRefusal(gc.RemoteAddr(), "server busy") // rate-limited: a flood is summarised
-	if tlsConn {
-		return nil, gnet.Close // a TLS client could not read the line
-	}
-	return frame.AppendError(nil, "server busy"), gnet.Close
+	return appendRefusal(nil, r.form(tlsConn), "server busy", 0), gnet.Close
 }
 
 // listenerKeepAlive turns on TCP keep-alive, with period d, on a

@@ -20,12 +20,13 @@ import (
 // connection in relay mode, and of one whose early bytes are too many for
 // a hand-off message. The bytes read past the preamble travel in the
 // stream header.
-func (r *routed) relay(gc gnet.Conn, key []byte, owner int) gnet.Action {
+func (r *routed) relay(gc gnet.Conn, pc *pconn, key []byte, owner int) gnet.Action {
 	client, early, err := r.detach(gc)
 	if err != nil {
 		r.log.Warn("cannot forward a connection", "owner", owner, "err", err)
 		return r.refuseConn(gc, "server busy")
 	}
+	client = withAddrs(client, pc)
 	r.hold()
 	go func() {
 		defer r.release()
@@ -151,10 +152,11 @@ func (r *routed) openAccepted(owner int, hdr, rest []byte, deadline time.Time) (
 	return st, nil
 }
 
-// replyError writes one -ERR line to a client off the loop, then closes.
+// replyError refuses a client off the loop, as refuseConn does on it
+// (its TLS, if any, terminated), then closes.
 func (r *routed) replyError(c net.Conn, reason string) {
 	_ = c.SetWriteDeadline(time.Now().Add(r.writeTimeout))
-	_, _ = c.Write(frame.AppendError(nil, reason))
+	_, _ = c.Write(appendRefusal(nil, r.form(false), reason, 0))
 	_ = c.Close()
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -20,7 +21,9 @@ import (
 	"github.com/subordinate/subordinate/frame"
 	"github.com/subordinate/subordinate/internal/gnetx"
 	"github.com/subordinate/subordinate/internal/handoff"
+	"github.com/subordinate/subordinate/internal/keysrc"
 	"github.com/subordinate/subordinate/internal/mesh"
+	"github.com/subordinate/subordinate/internal/proxyproto"
 )
 
 func init() { newShardRuntime = newRoutedRuntime }
@@ -46,7 +49,13 @@ type routed struct {
 	// refusals rate-limits the per-connection refusal lines (ratelog.go).
 	refusals *rateLog
 
-	enc          frame.Encoding
+	enc frame.Encoding
+	// src is where keys come from (Config.KeyFrom), defaultKey the key of
+	// a connection that has none (nil: refused), trusted the networks a
+	// PROXY header may come from (nil: none is read).
+	src          keysrc.Source
+	defaultKey   []byte
+	trusted      *proxyproto.Trusted
 	limit        int
 	writeTimeout time.Duration
 	pool         sync.Pool // *pconn
@@ -127,11 +136,20 @@ type routed struct {
 
 // pconn is the per-connection state of a gnet connection.
 type pconn struct {
-	dec      frame.Decoder
-	timer    *time.Timer // the preamble deadline; nil for a handed-off socket
-	gen      uint64
-	conn     *Conn // once the preamble is read and the shard owns the key
-	detached bool  // the socket left gnet: handed off, relayed or hijacked
+	// The key's readers (keyfrom.go): the one of Config.KeyFrom is used.
+	dec   frame.Decoder
+	http  keysrc.HTTPReader
+	hello keysrc.HelloReader
+	stage uint8 // stageKey or stageProxy
+	// tls: the client speaks TLS, not terminated by this worker yet (a
+	// tls:// listener).
+	tls bool
+	// client and local are the addresses a PROXY header declared.
+	client, local netip.AddrPort
+	timer         *time.Timer // the preamble deadline; nil for a handed-off socket
+	gen           uint64
+	conn          *Conn // once the preamble is read and the shard owns the key
+	detached      bool  // the socket left gnet: handed off, relayed or hijacked
 }
 
 func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
@@ -154,6 +172,10 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		downs:        make(map[*meshDown]struct{}),
 	}
 	r.fds.init(info.Config.Workers - 1)
+	if err := r.initKeyFrom(); err != nil {
+		closeShardFiles(info)
+		return nil, fmt.Errorf("key source: %w", err)
+	}
 	var lns []gnetx.Listener
 	for _, l := range info.Listeners {
 		gl := gnetx.Listener{FD: l.FD}
@@ -195,7 +217,7 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		r.adoptions = make(chan adoption, adoptionQueue)
 	}
 	r.offLoop = make(map[*Conn]struct{})
-	r.pool.New = func() any { return new(pconn) }
+	r.pool.New = r.newPconn
 	return r, nil
 }
 
@@ -423,35 +445,15 @@ func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return r.openTLSArrival(gc, a)
 	}
 	r.lstats.accepted++
+	tlsLn := r.tlsConfig != nil && r.isTLS(gc)
 	if r.refuse {
 		r.countRefusal("server is draining")
-		return frame.AppendError(nil, "server is draining"), gnet.Close
+		return appendRefusal(nil, r.form(tlsLn), "server is draining", 0), gnet.Close
 	}
-	tlsConn := r.tlsConfig != nil && r.isTLS(gc)
 	if short || r.full() {
-		return r.refuseBusy(gc, tlsConn)
+		return r.refuseBusy(gc, tlsLn)
 	}
-	if tlsConn {
-		return r.acceptTLS(gc)
-	}
-	pc := r.pool.Get().(*pconn)
-	if err := pc.dec.Init(r.enc, r.info.Config.MaxKey); err != nil {
-		return frame.AppendError(nil, frame.Reason(err)), gnet.Close
-	}
-	pc.gen++
-	gen := pc.gen
-	gc.SetContext(pc)
-	r.hold()
-	r.socks.Add(1) // until OnClose
-	pc.timer = time.AfterFunc(r.info.Config.PreambleTimeout, func() {
-		_ = r.shard.run(func() {
-			if gc.Context() == pc && pc.gen == gen && pc.conn == nil && !pc.detached {
-				r.refuseConn(gc, "preamble timeout")
-				_ = gc.Close()
-			}
-		})
-	})
-	return nil, gnet.None
+	return r.acceptKeyed(gc, tlsLn)
 }
 
 // OnTraffic reads the preamble, then dispatches; for a local connection
@@ -467,19 +469,7 @@ func (r *routed) OnTraffic(gc gnet.Conn) gnet.Action {
 		}
 		return r.data(c)
 	}
-	buf, _ := gc.Peek(-1)
-	n, done, err := pc.dec.Feed(buf)
-	if n > 0 {
-		_, _ = gc.Discard(n)
-	}
-	if err != nil {
-		return r.refuseConn(gc, frame.Reason(err))
-	}
-	if !done {
-		return gnet.None
-	}
-	pc.timer.Stop()
-	return r.dispatch(gc, pc)
+	return r.readKey(gc, pc)
 }
 
 // data gives a local connection's bytes to the handler and enforces the
@@ -507,10 +497,22 @@ func (r *routed) data(c *Conn) gnet.Action {
 	return gnet.None
 }
 
-// refuseConn answers one -ERR line and closes.
+// refuseConn refuses a connection before its handler has it: one -ERR
+// line, or what its key source's clients understand (refusal.go), and
+// closes.
 func (r *routed) refuseConn(gc gnet.Conn, reason string) gnet.Action {
+	return r.refuseConnStatus(gc, reason, 0)
+}
+
+// refuseConnStatus is refuseConn with the HTTP status an HTTP client gets
+// (0: derived from the reason).
+func (r *routed) refuseConnStatus(gc gnet.Conn, reason string, status int) gnet.Action {
+	rawTLS := false
+	if pc, ok := gc.Context().(*pconn); ok {
+		rawTLS = pc.tls
+	}
 	r.logRefusal(gc.RemoteAddr(), reason)
-	_, _ = gc.Write(frame.AppendError(nil, reason))
+	_, _ = gc.Write(appendRefusal(nil, r.form(rawTLS), reason, status))
 	return gnet.Close
 }
 
@@ -534,8 +536,7 @@ func (r *routed) OnClose(gc gnet.Conn, err error) gnet.Action {
 		pc.timer = nil
 	}
 	c := pc.conn
-	pc.conn, pc.detached = nil, false
-	pc.dec.Reset()
+	pc.reset()
 	r.pool.Put(pc)
 	r.socks.Add(-1)
 	defer r.release() // the gnet connection

@@ -71,6 +71,8 @@ const (
 	refClosedBeforeKey
 	refTLSHandshake
 	refInternal
+	refNoKey
+	refUntrustedProxy
 	refOther
 	numRefusal
 )
@@ -78,7 +80,7 @@ const (
 var refusalNames = [numRefusal]string{
 	"preamble_timeout", "key_too_long", "bad_preamble", "direct_refused",
 	"busy", "owner_unavailable", "draining", "closed_before_key",
-	"tls_handshake", "internal", "other",
+	"tls_handshake", "internal", "no_key", "untrusted_proxy", "other",
 }
 
 // refusalKind classifies the reason a refusal gives its client (the text
@@ -102,8 +104,13 @@ func refusalKind(reason string) int {
 	case "internal error":
 		return refInternal
 	case "empty key", "keys may not start with '!' in the line encoding",
-		"unknown binary preamble kind (bad magic byte)", "malformed direct preamble":
+		"unknown binary preamble kind (bad magic byte)", "malformed direct preamble",
+		"bad HTTP request", "HTTP request head too large", "bad ClientHello", "not TLS", "bad PROXY header":
 		return refBadPreamble
+	case "no key":
+		return refNoKey
+	case "untrusted PROXY source":
+		return refUntrustedProxy
 	case "direct preamble refused", "direct preambles are disabled on this server":
 		return refDirectRefused
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/subordinate/subordinate/frame"
+	"github.com/subordinate/subordinate/internal/handoff"
+	"github.com/subordinate/subordinate/internal/keysrc"
 )
 
 // isTLS reports whether gc came in on a tls:// listener.
@@ -33,14 +35,94 @@ func (r *routed) acceptTLS(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	r.hold()
-	go r.serveTLS(raw)
+	go r.serveTLS(tlsStart{raw: raw})
 	return nil, gnet.Close // the duplicate keeps the socket
 }
 
-// serveTLS handshakes, reads the preamble from the decrypted stream and
-// routes. Handshake and preamble together must finish within
-// PreambleTimeout.
-func (r *routed) serveTLS(raw net.Conn) {
+// acceptTLSProxied is acceptTLS for a connection whose PROXY header was
+// read on the loop: the bytes past it start the TLS stream.
+func (r *routed) acceptTLSProxied(gc gnet.Conn, pc *pconn) gnet.Action {
+	raw, rest, err := r.detach(gc)
+	if err != nil {
+		r.log.Warn("cannot take a TLS connection", "err", err)
+		return gnet.Close
+	}
+	pc.detached = true
+	r.hold()
+	go r.serveTLS(tlsStart{raw: raw, prefix: rest, remote: remoteOf(gc, pc), local: localOf(pc)})
+	return gnet.Close // the duplicate keeps the socket
+}
+
+// terminateTLS serves a TLS connection routed before its handshake (by
+// its server name or its address) to this shard: the handshake runs as
+// acceptTLS's does, with the bytes read so far (the ClientHello) first,
+// and the connection comes back to the loop with its key.
+func (r *routed) terminateTLS(gc gnet.Conn, pc *pconn, key []byte) gnet.Action {
+	raw, rest, err := r.detach(gc)
+	if err != nil {
+		r.log.Warn("cannot take a TLS connection", "err", err)
+		return gnet.Close
+	}
+	pc.detached = true
+	r.hold()
+	s := tlsStart{raw: raw, prefix: rest, routed: true, key: key, via: r.info.Index}
+	if pc.client.IsValid() {
+		s.remote, s.local = remoteOf(gc, pc), localOf(pc)
+	}
+	go r.serveTLS(s)
+	return gnet.Close
+}
+
+// arriveTLS takes a handed-off socket whose TLS this worker terminates
+// (frame.Handoff.TLS): acknowledged at once, since nothing has been read
+// from it or written to it, then served as terminateTLS does, on a
+// goroutine. It runs on the link's receiving goroutine.
+func (r *routed) arriveTLS(peer int, l *handoff.Link, seq uint32, m *frame.Handoff, nc net.Conn) {
+	ack(l, seq)
+	if nc.RemoteAddr() == nil { // reset on its way here
+		nc.Close()
+		return
+	}
+	if r.full() {
+		r.busy.Add(1)
+		r.logRefusal(nc.RemoteAddr(), "server busy")
+		_ = nc.SetWriteDeadline(time.Now().Add(r.writeTimeout))
+		_, _ = nc.Write(appendRefusal(nil, formAlert, "server busy", 0))
+		nc.Close()
+		return
+	}
+	r.keepAliveConn(nc)
+	r.socks.Add(1)
+	r.hold()
+	s := tlsStart{raw: nc, prefix: m.Early, routed: true, key: m.Key, via: peer}
+	if m.Client.IsValid() {
+		s.remote, s.local = net.TCPAddrFromAddrPort(m.Client), net.TCPAddrFromAddrPort(m.Local)
+	}
+	go r.serveTLS(s)
+}
+
+// tlsStart is a TLS connection for serveTLS to terminate.
+type tlsStart struct {
+	// raw is the client's socket (as gnet can register it), counted in
+	// routed.socks.
+	raw net.Conn
+	// prefix are bytes already read off raw: they come first.
+	prefix []byte
+	// remote and local are the addresses a PROXY header declared; nil:
+	// raw's.
+	remote, local net.Addr
+	// routed: the connection was routed before its handshake to this
+	// shard, which owns key (nil: direct); via accepted it. Otherwise its
+	// key is read from the decrypted stream.
+	routed bool
+	key    []byte
+	via    int
+}
+
+// serveTLS handshakes, reads the key from the decrypted stream (unless
+// the connection was routed already) and routes. Handshake and key
+// together must finish within PreambleTimeout.
+func (r *routed) serveTLS(s tlsStart) {
 	defer r.release()
 	opened := false // the socket is a local Conn's, which counts it out
 	defer func() {
@@ -48,55 +130,53 @@ func (r *routed) serveTLS(raw net.Conn) {
 			r.socks.Add(-1)
 		}
 	}()
+	raw := s.raw
 	deadline := time.Now().Add(r.info.Config.PreambleTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	var pre *prefixReadConn
 	tr := newTLSTransport(raw)
+	if len(s.prefix) > 0 {
+		pre = &prefixReadConn{Conn: raw, prefix: s.prefix}
+		tr.nc = pre
+	}
+	if s.remote != nil {
+		tr.remote, tr.local = s.remote, s.local
+	}
 	tc := tls.Server(tr, r.tlsConfig)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		r.gstats.tls[tlsResult(err, ctx)].Add(1)
 		r.gstats.refused[refTLSHandshake].Add(1)
-		r.refusals.Info("TLS handshake failed", "err", handshakeReason(err, ctx), "remote", raw.RemoteAddr())
+		r.refusals.Info("TLS handshake failed", "err", handshakeReason(err, ctx), "remote", tr.remote)
 		_ = raw.Close()
 		return
 	}
 	r.gstats.tls[tlsOK].Add(1)
 	info := tlsInfo(tc.ConnectionState())
-
-	_ = tc.SetReadDeadline(deadline)
-	var dec frame.Decoder
-	if err := dec.Init(r.enc, r.info.Config.MaxKey); err != nil {
+	if pre != nil && len(pre.prefix) > 0 {
+		// The client sent more than its first flight before the
+		// server's answer: nothing a TLS client does.
+		r.logRefusal(tr.remote, "bad ClientHello: bytes past the client's first flight")
 		_ = tc.Close()
 		return
 	}
-	buf := make([]byte, 4096)
-	var early []byte
-	for !dec.Done() {
-		n, rerr := tc.Read(buf)
-		if n > 0 {
-			used, _, ferr := dec.Feed(buf[:n])
-			if ferr != nil {
-				r.tlsRefuse(tc, frame.Reason(ferr))
-				return
-			}
-			if dec.Done() {
-				early = append([]byte(nil), buf[used:n]...)
-			}
-		}
-		if rerr != nil && !dec.Done() {
-			reason := "connection closed before its key"
-			if errors.Is(rerr, context.DeadlineExceeded) || isTimeout(rerr) {
-				reason = "preamble timeout"
-				r.tlsRefuse(tc, reason)
-				return
-			}
-			r.logRefusal(raw.RemoteAddr(), reason)
+	if s.routed {
+		a := &tlsArrival{tc: tc, tr: tr, key: s.key, info: info, via: s.via}
+		if r.tlsToLoop(a, raw) {
+			opened = true
+		} else {
 			_ = tc.Close()
-			return
 		}
+		return
+	}
+
+	_ = tc.SetReadDeadline(deadline)
+	p, early, ok := r.readTLSKey(tc)
+	if !ok {
+		return
 	}
 	_ = tc.SetReadDeadline(time.Time{})
-	owner, key, err := r.ownerOf(dec.Preamble())
+	owner, key, err := r.ownerOf(p)
 	if err != nil {
 		r.tlsRefuse(tc, frame.Reason(err))
 		return
@@ -112,18 +192,97 @@ func (r *routed) serveTLS(raw net.Conn) {
 	}
 	// A local connection goes back to the loop, where it is served with
 	// no goroutine (tls_loop.go); gnet counts the socket from then on.
-	if r.tlsToLoop(&tlsArrival{tc: tc, tr: tr, key: key, early: early, info: info}, raw) {
+	if r.tlsToLoop(&tlsArrival{tc: tc, tr: tr, key: key, early: early, info: info, via: r.info.Index}, raw) {
 		opened = true
 	} else {
 		_ = tc.Close()
 	}
 }
 
-// tlsRefuse answers one -ERR line over TLS and closes.
-func (r *routed) tlsRefuse(tc *tls.Conn, reason string) {
+// readTLSKey reads a TLS connection's key from its decrypted stream, as
+// readKey does on the loop for a plain one, and returns it with the
+// decrypted bytes read past it (for an HTTP source, the whole request so
+// far: nothing is consumed). It refuses the connection itself and
+// reports false when it cannot.
+func (r *routed) readTLSKey(tc *tls.Conn) (p frame.Preamble, early []byte, ok bool) {
+	var dec frame.Decoder
+	var hr keysrc.HTTPReader
+	httpKey := r.src.HTTP()
+	if httpKey {
+		hr.Init(r.src, r.info.Config.MaxHTTPHead, r.info.Config.MaxKey)
+	} else if err := dec.Init(r.enc, r.info.Config.MaxKey); err != nil {
+		_ = tc.Close()
+		return p, nil, false
+	}
+	var (
+		buf  = make([]byte, 4096)
+		all  []byte // HTTP: everything read
+		done bool
+	)
+	for !done {
+		n, rerr := tc.Read(buf)
+		if n > 0 {
+			switch {
+			case httpKey:
+				all = append(all, buf[:n]...)
+				var ferr error
+				if done, ferr = hr.Feed(all); ferr != nil {
+					var he *keysrc.HTTPError
+					if errors.As(ferr, &he) {
+						r.tlsRefuseStatus(tc, httpReason(he), he.Status)
+					} else {
+						r.tlsRefuse(tc, "bad HTTP request: "+ferr.Error())
+					}
+					return p, nil, false
+				}
+				if done {
+					early = all
+					p.Key = hr.Key()
+					if shard, token, direct := hr.Direct(); direct {
+						p = frame.Preamble{Direct: true, Shard: shard, Token: token}
+					}
+				}
+			default:
+				used, fin, ferr := dec.Feed(buf[:n])
+				if ferr != nil {
+					r.tlsRefuse(tc, frame.Reason(ferr))
+					return p, nil, false
+				}
+				if done = fin; done {
+					early = append([]byte(nil), buf[used:n]...)
+					p = dec.Preamble()
+				}
+			}
+		}
+		if rerr != nil && !done {
+			if errors.Is(rerr, context.DeadlineExceeded) || isTimeout(rerr) {
+				r.tlsRefuse(tc, "preamble timeout")
+				return p, nil, false
+			}
+			r.logRefusal(tc.RemoteAddr(), "connection closed before its key")
+			_ = tc.Close()
+			return p, nil, false
+		}
+	}
+	if !p.Direct && len(p.Key) == 0 {
+		if r.defaultKey == nil {
+			r.tlsRefuse(tc, noKeyReason(r.src))
+			return p, nil, false
+		}
+		p.Key = r.defaultKey
+	}
+	return p, early, true
+}
+
+// tlsRefuse refuses a connection over its TLS (an -ERR line, or an HTTP
+// response for an HTTP key source) and closes.
+func (r *routed) tlsRefuse(tc *tls.Conn, reason string) { r.tlsRefuseStatus(tc, reason, 0) }
+
+// tlsRefuseStatus is tlsRefuse with the HTTP status (0: derived).
+func (r *routed) tlsRefuseStatus(tc *tls.Conn, reason string, status int) {
 	r.logRefusal(tc.RemoteAddr(), reason)
 	_ = tc.SetWriteDeadline(time.Now().Add(r.writeTimeout))
-	_, _ = tc.Write(frame.AppendError(nil, reason))
+	_, _ = tc.Write(appendRefusal(nil, r.form(false), reason, status))
 	_ = tc.Close()
 }
 

@@ -174,6 +174,7 @@ type tlsArrival struct {
 	key   []byte
 	early []byte // decrypted bytes read past the preamble
 	info  *TLSInfo
+	via   int // the shard that accepted it (another: it was handed off)
 }
 
 // tlsToLoop gives the socket raw of a local TLS connection whose preamble
@@ -223,8 +224,8 @@ func (r *routed) openTLSArrival(gc gnet.Conn, a *tlsArrival) ([]byte, gnet.Actio
 	gc.SetContext(pc)
 	r.hold() // the gnet connection, until OnClose
 	r.socks.Add(1)
-	c := r.newConn(a.key, a.key == nil, r.info.Index)
-	c.gc, c.remote, c.local, c.tls = gc, a.tr.remote, a.tr.local, a.info
+	c := r.newConn(a.key, a.key == nil, a.via)
+	c.gc, c.remote, c.local, c.tls, c.fwd = gc, a.tr.remote, a.tr.local, a.info, a.via != r.info.Index
 	c.tl = &tlsLoop{tc: a.tc, tr: a.tr, in: a.early}
 	a.tr.wrote = c.unsent.wrote
 	pc.conn = c

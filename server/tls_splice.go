@@ -73,7 +73,7 @@ func (r *routed) spliceTLS(tc *tls.Conn, key []byte, owner int, early []byte, in
 	}
 	r.hold()
 	r.socks.Add(1) // theirs, until handOffLater closes it
-	go r.handOffLater(theirs, msg, owner)
+	go r.handOffLater(theirs, msg, owner, r.form(false))
 	res := mesh.Relay(tc, pair, r.writeTimeout)
 	if res.Err != nil {
 		r.log.Debug("forwarded TLS connection ended", "owner", owner, "err", res.Err)

@@ -10,6 +10,8 @@ import (
 	"runtime"
 
 	"github.com/subordinate/subordinate/frame"
+	"github.com/subordinate/subordinate/internal/keysrc"
+	"github.com/subordinate/subordinate/server"
 	"github.com/subordinate/subordinate/shard"
 )
 
@@ -33,8 +35,10 @@ func runOwner(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	workers := fs.Int("workers", runtime.NumCPU(), "number of workers (shards), `N` >= 1, as given to serve (default: one per CPU, as serve)")
 	isHex := fs.Bool("hex", false, "keys are given in hex")
+	keyFrom := fs.String("key-from", "frame", "the server's --key-from: each argument is then what that source reads (a host name for sni, an IP address for client-ip, a path or URL for http-path, a URL or ?query for http-query, a header's or cookie's value), and each line KEY-SOURCE-INPUT<TAB>KEY<TAB>SHARD")
+	maxKey := fs.Int("max-key", server.DefaultMaxKey, "the server's --max-key")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: subordinate owner [--workers N] [--hex] [KEY...]")
+		fmt.Fprintln(fs.Output(), "usage: subordinate owner [--workers N] [--hex] [--key-from SOURCE] [KEY...]")
 		fmt.Fprintln(fs.Output())
 		fmt.Fprintln(fs.Output(), "Prints KEY<TAB>SHARD for each key: the shard, 0 to N-1, that owns it")
 		fmt.Fprintln(fs.Output(), "(jump consistent hash of xxh3, docs/PROTOCOL.md section 5). With no KEY,")
@@ -54,19 +58,36 @@ func runOwner(args []string, stdout, stderr io.Writer) int {
 	if !flagGiven(fs, "workers") {
 		fmt.Fprintf(stderr, "subordinate owner: %d workers, one per CPU as serve's default; give --workers N for a server with another count\n", *workers)
 	}
+	src, err := keysrc.Parse(*keyFrom)
+	if err != nil {
+		fmt.Fprintf(stderr, "subordinate owner: %v\n", err)
+		return 2
+	}
 	out := bufio.NewWriter(stdout)
 	one := func(arg string) error {
-		key := []byte(arg)
+		in := arg
 		if *isHex {
-			var err error
-			if key, err = hex.DecodeString(arg); err != nil {
+			b, err := hex.DecodeString(arg)
+			if err != nil {
 				return fmt.Errorf("key %q is not hex: %w", arg, err)
 			}
+			in = string(b)
+		}
+		key, err := src.KeyOf(in, *maxKey)
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", src, arg, err)
 		}
 		if len(key) == 0 {
-			return fmt.Errorf("empty key: %w", frame.ErrEmptyKey)
+			if src.Kind == keysrc.Frame {
+				return fmt.Errorf("empty key: %w", frame.ErrEmptyKey)
+			}
+			return fmt.Errorf("%s %q: no key in it (the server refuses such a connection, or uses --default-key)", src, arg)
 		}
-		_, err := fmt.Fprintf(out, "%s\t%d\n", arg, shard.Owner(key, *workers))
+		if src.Kind == keysrc.Frame {
+			_, err = fmt.Fprintf(out, "%s\t%d\n", arg, shard.Owner(key, *workers))
+		} else {
+			_, err = fmt.Fprintf(out, "%s\t%s\t%d\n", arg, key, shard.Owner(key, *workers))
+		}
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -90,3 +90,40 @@ func TestOwnerBinary(t *testing.T) {
 		t.Fatalf("subordinate owner from stdin: %v, %q", err, out)
 	}
 }
+
+// TestOwnerKeyFrom: with --key-from, owner reads what the source reads
+// (a host name, an address, a path or URL, a query, a header's value)
+// and prints the key the server would take from it, and its shard.
+func TestOwnerKeyFrom(t *testing.T) {
+	line := func(in, key string, n int) string {
+		return fmt.Sprintf("%s\t%s\t%d\n", in, key, shard.Owner([]byte(key), n))
+	}
+	for _, c := range []struct {
+		src, in, key string
+	}{
+		{"sni", "Chat.Example.", "chat.example"},
+		{"client-ip", "192.0.2.7", "192.0.2.7"},
+		{"client-ip", "::ffff:192.0.2.7", "192.0.2.7"},
+		{"client-ip/24", "192.0.2.7", "192.0.2.0/24"},
+		{"http-path:2", "/rooms/lobby/ws", "lobby"},
+		{"http-path:2", "https://chat.example/rooms/a%20b?x=1", "a b"},
+		{"http-query:room", "https://chat.example/ws?x=1&room=kitchen", "kitchen"},
+		{"http-query:room", "?room=a+b", "a b"},
+		{"http-header:X-Room", "blue", "blue"},
+		{"http-cookie:sid", "abc123", "abc123"},
+	} {
+		out, errs, code := runOwnerArgs(t, "", "--workers", "5", "--key-from", c.src, c.in)
+		if want := line(c.in, c.key, 5); code != 0 || out != want {
+			t.Errorf("owner --key-from %s %q: %q (%d, %s), want %q", c.src, c.in, out, code, errs, want)
+		}
+	}
+	for _, c := range [][]string{
+		{"--key-from", "client-ip", "not-an-ip"},
+		{"--key-from", "http-path:3", "/only/two"},
+		{"--key-from", "bogus", "x"},
+	} {
+		if out, _, code := runOwnerArgs(t, "", append([]string{"--workers", "2"}, c...)...); code == 0 {
+			t.Errorf("owner %q: %q, exit 0; want an error", c, out)
+		}
+	}
+}

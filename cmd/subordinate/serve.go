@@ -31,7 +31,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var listen listFlag
 	fs.Var(&listen, "listen", "address to accept on: tcp://HOST:PORT (or HOST:PORT), tls://HOST:PORT, or unix:///path with optional ?mode=0660&owner=USER&group=GROUP (repeatable; default "+server.DefaultListen+")")
 	workers := fs.Int("workers", def.Workers, "number of worker processes (shards)")
-	frame := fs.String("frame", def.Frame, "key framing: line or binary")
+	frame := fs.String("frame", def.Frame, "key framing of --key-from frame: line or binary")
+	keyFrom := fs.String("key-from", def.KeyFrom, "where each connection's key comes from: frame (our preamble), sni (TLS server name), client-ip[/N[,M]] (client address or network), http-header:NAME, http-cookie:NAME, http-path:N or http-query:NAME (first HTTP/1.x request); see docs/PROTOCOL.md")
+	defaultKey := fs.String("default-key", "", "key of a connection whose --key-from source has none (no SNI, no such header...); empty: refuse it")
+	maxHTTPHead := fs.Int("max-http-head", def.MaxHTTPHead, "with an http-* --key-from: largest request head read for the key, in bytes (past it: 431)")
+	acceptPP := fs.Bool("accept-proxy-protocol", false, "every connection starts with a PROXY protocol v1 or v2 header from a load balancer in --trusted-proxy; RemoteAddr and client-ip keys use the client it declares")
+	var trusted listFlag
+	fs.Var(&trusted, "trusted-proxy", "network (CIDR or address; \"unix\" for Unix socket clients) allowed to send PROXY headers (repeatable)")
 	forward := fs.String("forward", def.Forward, "how a plain connection reaches its owner: handoff (pass the socket) or relay (copy over the mesh)")
 	handler := fs.String("handler", defaultHandler, "handler: "+strings.Join(builtin.Names(), ", "))
 	secretFile := fs.String("secret-file", "", "file holding the direct-routing secret (default: a random one)")
@@ -100,6 +106,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Workers = *workers
 	cfg.Frame = *frame
+	cfg.KeyFrom = *keyFrom
+	cfg.DefaultKey = *defaultKey
+	cfg.MaxHTTPHead = *maxHTTPHead
+	cfg.AcceptProxyProtocol = *acceptPP
+	for _, t := range trusted {
+		cfg.TrustedProxies = append(cfg.TrustedProxies, strings.Split(t, ",")...)
+	}
 	cfg.Forward = *forward
 	cfg.SecretFile = *secretFile
 	cfg.DrainTimeout = *drain

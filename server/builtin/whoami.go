@@ -11,7 +11,7 @@ import (
 // WhoAmI makes the whoami handler, an operator's probe: it answers one
 // line that says where the connection landed,
 //
-//	shard=<owner> pid=<worker pid> via=<accepting shard> key="<key>"
+//	shard=<owner> pid=<worker pid> via=<accepting shard> key="<key>" remote=<client address>
 //
 // and then echoes like Echo. A direct connection has key="" and says
 // direct=true; a connection whose bytes are relayed over the mesh by the
@@ -33,6 +33,6 @@ func (whoami) OnOpen(c *server.Conn) {
 	if t := c.TLS(); t != nil {
 		tlsInfo = fmt.Sprintf(" tls=%s sni=%q alpn=%q peer=%q", tls.VersionName(t.Version), t.ServerName, t.ALPN, t.PeerSubject)
 	}
-	_, _ = fmt.Fprintf(c, "shard=%d pid=%d via=%d key=%q%s%s\n",
-		c.Shard().Index(), os.Getpid(), c.AcceptedBy(), c.Key(), direct, tlsInfo)
+	_, _ = fmt.Fprintf(c, "shard=%d pid=%d via=%d key=%q remote=%s%s%s\n",
+		c.Shard().Index(), os.Getpid(), c.AcceptedBy(), c.Key(), c.RemoteAddr(), direct, tlsInfo)
 }
