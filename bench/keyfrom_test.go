@@ -74,7 +74,7 @@ func TestKeyFromHTTPRefused(t *testing.T) {
 		s.keyFrom, s.httpError = mustSource(t, "http-header:X-Key"), true
 	})
 	for _, mode := range []Mode{PingPong, Pipeline, Connect} {
-		res := runOK(t, Config{Addr: srv.addr(), KeyFrom: "http-header:X-Key", Mode: mode, Conns: 2, Duration: 200 * time.Millisecond})
+		res := runOK(t, Config{Addr: srv.addr(), KeyFrom: "http-header:X-Key", Mode: mode, Conns: 2, Duration: time.Minute, MaxErrors: 1})
 		if res.Requests != 0 || res.Errors[KindPreamble] == 0 {
 			t.Errorf("%v: requests %d, errors %v: want refusals", mode, res.Requests, res.Errors)
 		}
@@ -84,7 +84,7 @@ func TestKeyFromHTTPRefused(t *testing.T) {
 	}
 	// A preamble server echoes nothing of the head it cannot parse.
 	plain := startEcho(t, "tcp", "127.0.0.1:0", nil, nil)
-	res := runOK(t, Config{Addr: plain.addr(), KeyFrom: "http-path:1", Conns: 1, Duration: 200 * time.Millisecond})
+	res := runOK(t, Config{Addr: plain.addr(), KeyFrom: "http-path:1", Conns: 1, Duration: time.Minute, MaxErrors: 1})
 	if res.Requests != 0 || res.ErrorTotal() == 0 {
 		t.Errorf("against a preamble server: requests %d, errors %v", res.Requests, res.Errors)
 	}
@@ -109,7 +109,7 @@ func TestKeyFromSNI(t *testing.T) {
 		"untrusted":  {},
 		"wrong name": {RootCAs: pool, ServerName: "elsewhere.example"},
 	} {
-		res := runOK(t, Config{Addr: srv.addr(), KeyFrom: "sni", Conns: 1, Duration: 300 * time.Millisecond, TLS: tc})
+		res := runOK(t, Config{Addr: srv.addr(), KeyFrom: "sni", Conns: 1, Duration: time.Minute, MaxErrors: 1, TLS: tc})
 		if res.Requests != 0 || res.Errors[KindTLS] == 0 {
 			t.Errorf("%s certificate: requests %d, errors %v: want TLS errors", name, res.Requests, res.Errors)
 		}
