@@ -156,6 +156,34 @@ type Config struct {
 	// same Config send the same keys. Default 1.
 	Seed int64
 
+	// KeyFrom is where the server takes each connection's key from, as
+	// `subordinate serve --key-from` spells it (docs/PROTOCOL.md), and so
+	// how a connection presents its key. Default "" (or "frame"): the
+	// preamble of Frame.
+	//
+	//   - "sni": the key is the TLS server name (needs TLS); keys are host
+	//     names, "k<i>.bench". The certificate is verified against the name
+	//     it would be without sni (TLS.ServerName, or the host of Addr).
+	//   - "client-ip", "client-ip/N[,M]": each connection is bound to the
+	//     loopback address of its key, KeyAddr(i), so that the server's key
+	//     is that address (with a prefix, its network): the keys are
+	//     addresses. Addr must be an IPv4 loopback address, and the
+	//     machine must accept any 127/8 source address (Linux does); at
+	//     most MaxClientIPKeys keys.
+	//   - "http-header:NAME", "http-cookie:NAME", "http-path:N",
+	//     "http-query:NAME": each connection starts with an HTTP/1.1 GET
+	//     request head carrying "k<i>" in that header, cookie, path
+	//     segment (the segments before it are "k": /k/k7 for http-path:2)
+	//     or query parameter. The server gives the whole request to its
+	//     handler as early data, so an echo server echoes the head back:
+	//     the first reply is the head, checked like any echo, then the
+	//     requests' echoes. An HTTP response instead ("HTTP/1.1 400 ...")
+	//     is a refusal, counted as KindPreamble.
+	//
+	// Every source but frame needs Frame line (the default) and no Secret
+	// or Shards.
+	KeyFrom string
+
 	// Frame is the preamble. Default FrameLine.
 	Frame Frame
 
@@ -300,6 +328,9 @@ func (c Config) Verify() error {
 		}
 	default:
 		return bad("frame %v", c.Frame)
+	}
+	if err := c.verifyKeyFrom(); err != nil {
+		return bad("%v", err)
 	}
 	if c.TLSResume && c.TLS == nil {
 		return bad("TLS resumption needs TLS")

@@ -14,13 +14,15 @@ import (
 // pending Read and Write of a connection.
 var past = time.Unix(1, 0)
 
-// dial opens a connection (TLS if configured), with SO_LINGER 0 when
-// Linger0 is set. On failure it returns the kind of step that failed.
-func (w *worker) dial() (net.Conn, int, error) {
+// dial opens a connection for key index i (TLS if configured), with
+// SO_LINGER 0 when Linger0 is set. The key matters only when the
+// connection presents it in its address or its TLS server name
+// (keyPlan.atDial). On failure it returns the kind of step that failed.
+func (w *worker) dial(key int) (net.Conn, int, error) {
 	r := w.r
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.Timeout)
 	defer cancel()
-	c, err := r.dialer.DialContext(ctx, r.cfg.network(), r.cfg.Addr)
+	c, err := w.dialerFor(key).DialContext(ctx, r.cfg.network(), r.cfg.Addr)
 	if err != nil {
 		return nil, kConnect, err
 	}
@@ -32,7 +34,7 @@ func (w *worker) dial() (net.Conn, int, error) {
 	if r.tls == nil {
 		return c, 0, nil
 	}
-	tc := tls.Client(c, r.tls)
+	tc := tls.Client(c, w.tlsFor(key))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = c.Close()
 		return nil, kTLS, err
@@ -46,10 +48,16 @@ func (w *worker) dial() (net.Conn, int, error) {
 	return tc, 0, nil
 }
 
-// session dials one long-lived connection and runs fn on it until the run
-// stops or fn fails; it reports whether it ended without an error.
-func (w *worker) session(fn func(net.Conn) bool) bool {
-	c, kind, err := w.dial()
+// session dials one long-lived connection and runs fn on it, with its
+// key index, until the run stops or fn fails; it reports whether it ended
+// without an error. The key is drawn once the connection is up, unless
+// the dial needs it.
+func (w *worker) session(fn func(c net.Conn, key int) bool) bool {
+	key := -1
+	if w.r.plan.atDial() {
+		key = w.keys.next()
+	}
+	c, kind, err := w.dial(key)
 	if err != nil {
 		w.failErr(classify(err, kind), err)
 		return false
@@ -57,7 +65,10 @@ func (w *worker) session(fn func(net.Conn) bool) bool {
 	defer c.Close()
 	stop := context.AfterFunc(w.r.ctx, func() { _ = c.SetDeadline(past) })
 	defer stop()
-	return fn(c)
+	if key < 0 {
+		key = w.keys.next()
+	}
+	return fn(c, key)
 }
 
 // readEcho reads one reply into w.resp and checks it against want. first
@@ -66,6 +77,7 @@ func (w *worker) session(fn func(net.Conn) bool) bool {
 // bytes as they come, so a reply that is not the echo (a server that does
 // not echo and then waits) is a mismatch at once, not after Timeout.
 func (w *worker) readEcho(c net.Conn, want []byte, first bool) int {
+	refusal := w.r.plan.refusal
 	got := w.resp[:len(want)]
 	n, checked := 0, 0
 	var err error
@@ -73,18 +85,18 @@ func (w *worker) readEcho(c net.Conn, want []byte, first bool) int {
 		var m int
 		m, err = c.Read(got[n:])
 		n += m
-		if err != nil || (first && isErrReply(got[:n])) {
+		if err != nil || (first && isRefusal(got[:n], refusal)) {
 			break
 		}
-		if first && n < len(errPrefix) && errPrefix[:n] == string(got[:n]) {
-			continue // perhaps the start of "-ERR": read on
+		if first && n < len(refusal) && refusal[:n] == string(got[:n]) {
+			continue // perhaps the start of "-ERR" (or "HTTP/"): read on
 		}
 		if !bytes.Equal(got[checked:n], want[checked:n]) {
 			break
 		}
 		checked = n
 	}
-	if first && isErrReply(got[:n]) {
+	if first && isRefusal(got[:n], refusal) {
 		w.note(kPreamble, "the server refused the connection: "+errLine(c, got[:n]))
 		return kPreamble
 	}
@@ -109,15 +121,29 @@ func (w *worker) readEcho(c net.Conn, want []byte, first bool) int {
 // errPrefix starts an error reply.
 const errPrefix = "-ERR"
 
-// isErrReply reports whether b starts like a "-ERR <reason>" reply.
-func isErrReply(b []byte) bool {
-	return len(b) >= len(errPrefix) && string(b[:len(errPrefix)]) == errPrefix
+// isRefusal reports whether b starts with prefix: like a "-ERR <reason>"
+// reply, or an HTTP response where the echo of a request head was due.
+func isRefusal(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && string(b[:len(prefix)]) == prefix
+}
+
+// readReply reads the echo of req. On the first reply of a connection it
+// first reads the echo of the opening's echoed part (an HTTP request
+// head), where a refusal shows instead.
+func (w *worker) readReply(c net.Conn, echoed, req []byte, first bool) int {
+	if first && len(echoed) > 0 {
+		if k := w.readEcho(c, echoed, true); k >= 0 {
+			return k
+		}
+		first = false
+	}
+	return w.readEcho(c, req, first)
 }
 
 // pingpong sends one request at a time on c and waits for its echo.
-func (w *worker) pingpong(c net.Conn) bool {
+func (w *worker) pingpong(c net.Conn, key int) bool {
 	r := w.r
-	out := w.appendPreamble(w.wbuf[:0], w.keys.next())
+	out, echoed := w.appendOpening(w.wbuf[:0], key)
 	first := true
 	for r.ctx.Err() == nil {
 		req := w.payload()
@@ -135,7 +161,7 @@ func (w *worker) pingpong(c net.Conn) bool {
 		if first {
 			w.wbuf = out[:0] // keep the grown buffer for the next connection
 		}
-		if k := w.readEcho(c, req, first); k >= 0 {
+		if k := w.readReply(c, echoed, req, first); k >= 0 {
 			w.fail(k)
 			return false
 		}
@@ -156,8 +182,9 @@ type inflight struct {
 // as many as there are free slots in one write, this goroutine reads the
 // echoes in order and frees the slots. Two goroutines, so that a server
 // that pushes back on writes cannot deadlock the client.
-func (w *worker) pipeline(c net.Conn) bool {
+func (w *worker) pipeline(c net.Conn, key int) bool {
 	r := w.r
+	open, echoed := w.appendOpening(w.wbuf[:0], key)
 	depth := r.cfg.Depth
 	slots := make(chan struct{}, depth)
 	for range depth {
@@ -182,7 +209,7 @@ func (w *worker) pipeline(c net.Conn) bool {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		buf := w.appendPreamble(w.wbuf[:0], w.keys.next())
+		buf := open
 		for {
 			select {
 			case <-slots:
@@ -225,7 +252,7 @@ func (w *worker) pipeline(c net.Conn) bool {
 		select {
 		case it = <-sent:
 			_ = c.SetReadDeadline(time.Now().Add(r.cfg.Timeout))
-			if k := w.readEcho(c, it.req, first); k >= 0 {
+			if k := w.readReply(c, echoed, it.req, first); k >= 0 {
 				fail(k)
 				break
 			}
@@ -248,7 +275,7 @@ func (w *worker) connectOnce() bool {
 	r := w.r
 	key := w.keys.next()
 	t0 := time.Now()
-	c, kind, err := w.dial()
+	c, kind, err := w.dial(key)
 	if err != nil {
 		w.failErr(classify(err, kind), err)
 		return false
@@ -258,13 +285,14 @@ func (w *worker) connectOnce() bool {
 	defer stop()
 	_ = c.SetDeadline(t0.Add(r.cfg.Timeout))
 	req := w.payload()
-	out := append(w.appendPreamble(w.wbuf[:0], key), req...)
+	out, echoed := w.appendOpening(w.wbuf[:0], key)
+	out = append(out, req...)
 	w.wbuf = out[:0]
 	if _, err := c.Write(out); err != nil {
 		w.failErr(classify(err, kWrite), err)
 		return false
 	}
-	if k := w.readEcho(c, req, true); k >= 0 {
+	if k := w.readReply(c, echoed, req, true); k >= 0 {
 		w.fail(k)
 		return false
 	}

@@ -9,6 +9,13 @@
 // request rate, the throughput, latency percentiles from an HDR histogram
 // and the errors counted by kind.
 //
+// Config.KeyFrom makes connections present their keys the way a server
+// with `serve --key-from` expects instead of the preamble: as the TLS
+// server name (sni), as the client's loopback source address (client-ip,
+// KeyAddr), or in an HTTP/1.1 request head sent first (http-header,
+// http-cookie, http-path, http-query), whose echo is read before the
+// requests'.
+//
 //	res, err := bench.Run(ctx, bench.Config{Addr: "127.0.0.1:7000", Duration: 5 * time.Second})
 //	if err != nil {
 //		log.Fatal(err)

@@ -13,7 +13,8 @@ const (
 	KindConnect = "connect"
 	// KindTLS: the TLS handshake failed.
 	KindTLS = "tls"
-	// KindPreamble: the server answered the preamble with "-ERR ...".
+	// KindPreamble: the server answered the preamble with "-ERR ...", or
+	// (Config.KeyFrom http-*) the request head with an HTTP response.
 	KindPreamble = "preamble"
 	// KindWrite: writing a request failed (other than a reset or timeout).
 	KindWrite = "write"

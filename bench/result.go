@@ -92,8 +92,11 @@ func (r *Result) ErrorTotal() int64 {
 // Report is the flat summary of a Result, with the JSON names that
 // `subordinate bench --json` prints and scripts parse.
 type Report struct {
-	Mode       string           `json:"mode"`
-	Frame      string           `json:"frame"`
+	Mode  string `json:"mode"`
+	Frame string `json:"frame"`
+	// KeyFrom is Config.KeyFrom as `serve --key-from` spells it; absent
+	// for the preamble (frame).
+	KeyFrom    string           `json:"key_from,omitempty"`
 	Conns      int              `json:"conns"`
 	Size       int              `json:"size"`
 	Keys       int              `json:"keys"`
@@ -126,7 +129,7 @@ func (r *Result) Report() Report {
 		errs[k] = v
 	}
 	return Report{
-		Mode: r.Config.Mode.String(), Frame: r.Config.Frame.String(),
+		Mode: r.Config.Mode.String(), Frame: r.Config.Frame.String(), KeyFrom: keyFromName(r.Config.KeyFrom),
 		Conns: r.Config.Conns, Size: r.Config.Size, Keys: r.Config.Keys,
 		Dist: r.Config.Dist.String(), Depth: r.Config.Depth,
 		DurationS: r.Duration.Seconds(), Requests: r.Requests,

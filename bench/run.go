@@ -12,6 +12,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/subordinate/subordinate/frame"
+	"github.com/subordinate/subordinate/internal/keysrc"
 )
 
 // Run drives the load profile cfg until Duration (or Requests) is reached
@@ -23,7 +24,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	r := &runner{cfg: cfg, tokens: directTokens(&cfg)}
+	r := &runner{cfg: cfg, tokens: directTokens(&cfg), plan: newKeyPlan(&cfg)}
 	r.tls = clientTLS(&cfg)
 	r.dialer.Timeout = cfg.Timeout
 	var cancel context.CancelFunc
@@ -72,6 +73,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 type runner struct {
 	cfg      Config
 	tokens   []frame.Token // direct preambles, by shard
+	plan     keyPlan       // how connections present their keys
 	tls      *tls.Config
 	dialer   net.Dialer
 	ctx      context.Context // done when the run stops
@@ -101,6 +103,10 @@ func clientTLS(cfg *Config) *tls.Config {
 	}
 	if cfg.TLSResume && t.ClientSessionCache == nil {
 		t.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+	}
+	if src, _ := keysrc.Parse(cfg.KeyFrom); src.Kind == keysrc.SNI {
+		sniTLS(cfg, t) // each connection's ServerName is its key
+		return t
 	}
 	if t.ServerName == "" && !t.InsecureSkipVerify && cfg.network() == "tcp" {
 		if host, _, err := net.SplitHostPort(cfg.Addr); err == nil {
@@ -218,6 +224,7 @@ type worker struct {
 	resp []byte // one reply
 	seq  int
 	key  []byte // scratch for the key
+	head []byte // the HTTP request head of the connection (http-* sources)
 
 	// TLS handshakes completed while measuring, and those that resumed.
 	tlsHandshakes, tlsResumed atomic.Int64
@@ -236,6 +243,9 @@ func newWorker(r *runner, id int) *worker {
 		w.base[i] = byte(rng.Uint32())
 	}
 	w.resp = make([]byte, r.cfg.Size)
+	if r.plan.src.HTTP() {
+		w.resp = make([]byte, max(r.cfg.Size, headLimit(&r.plan)))
+	}
 	return w
 }
 

@@ -32,6 +32,21 @@
 #   bench/compare/run.sh --quick         smoke test: 1 run of 1 s per cell,
 #                                        results in a temporary directory
 #   bench/compare/run.sh [--out DIR] [--pin both|on|off] [--no-pin] [runner flags...]
+#   bench/compare/run.sh --issue13 [--runs 5 --duration 3s]
+#                                        issue 13's suite instead of the peers:
+#                                        server CPU per connection (connect per
+#                                        request) and per ping-pong request of
+#                                        serve --key-from frame, client-ip,
+#                                        http-header:X-Key and sni (TLS), each
+#                                        with 1 and N workers, and the preamble
+#                                        over TLS with N, pinned and unpinned,
+#                                        as ratios to the preamble; into
+#                                        bench/compare/results/issue13/ (the
+#                                        same files, issue13.md for issue9.md),
+#                                        and the summary copied to
+#                                        bench/compare/results/issue13.md
+#                                        (about 15 minutes on 2 CPUs with the
+#                                        default 3 runs of 8 s)
 #
 # --pin both (the default) measures pinned and then unpinned, each setting a
 # complete run of its own (rows interleaved within it); --pin on measures
@@ -59,12 +74,14 @@ repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 
 quick=0
+issue13=0
 pin=both
 out=""
 pass=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1; pass+=("--quick") ;;
+	--issue13 | -issue13) issue13=1; pass+=("-issue13") ;;
 	--no-pin) pin=off ;;
 	--pin) pin="${2:-}"; shift ;;
 	--pin=*) pin="${1#--pin=}" ;;
@@ -83,8 +100,10 @@ command_line="bench/compare/run.sh${pass[*]:+ ${pass[*]}}"
 
 # --- what the run needs -----------------------------------------------------
 need=()
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v node >/dev/null || need+=(nodejs)
+if [ $issue13 = 0 ]; then # issue 13's suite runs Subordinate only
+	command -v haproxy >/dev/null || need+=(haproxy)
+	command -v node >/dev/null || need+=(nodejs)
+fi
 command -v taskset >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
@@ -137,6 +156,8 @@ fi
 if [ -z "$out" ]; then
 	if [ $quick = 1 ]; then
 		out="$(mktemp -d /tmp/compare-quick-XXXXXX)"
+	elif [ $issue13 = 1 ]; then
+		out="$here/results/issue13"
 	else
 		out="$here/results"
 	fi
@@ -149,6 +170,10 @@ if [ "$out" = "$here/results" ]; then
 	rm -rf "$out/pinned" "$out/unpinned" "$out/logs"
 	rm -f "$out/results.json" "$out/results.csv" "$out/table.md" "$out/issue9.md" "$out/chart.svg"
 fi
+if [ "$out" = "$here/results/issue13" ]; then
+	rm -rf "$out/pinned" "$out/unpinned" "$out/logs"
+	rm -f "$out/results.json" "$out/results.csv" "$out/table.md" "$out/issue13.md" "$out/chart.svg"
+fi
 "$bin/runner" -bin "$bin" -out "$out" -node-script "$here/nodecluster/server.js" \
 	-command "$command_line" -pin "$pin" "${cpu_flags[@]}" "${pass[@]}"
 sets=("$out")
@@ -156,9 +181,14 @@ sets=("$out")
 for d in "${sets[@]}"; do
 	"$bin/chart" -in "$d/results.json" -out "$d/chart.svg"
 	# The logs of the servers are for debugging a run, not for the repository.
-	if [ "$out" = "$here/results" ]; then
+	if [ "$out" = "$here/results" ] || [ "$out" = "$here/results/issue13" ]; then
 		rm -rf "$d/logs"
 	fi
 done
-echo "run.sh: results in $out (table.md, issue9.md; results.json, results.csv, chart.svg in ${sets[*]})" >&2
+if [ "$out" = "$here/results/issue13" ]; then
+	cp "$out/issue13.md" "$here/results/issue13.md"
+fi
+summary=issue9.md
+[ $issue13 = 1 ] && summary=issue13.md
+echo "run.sh: results in $out (table.md, $summary; results.json, results.csv, chart.svg in ${sets[*]})" >&2
 cat "$out/table.md"

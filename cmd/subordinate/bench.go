@@ -42,6 +42,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		dist       = fs.String("dist", "uniform", "key distribution: uniform or zipf")
 		zipfS      = fs.Float64("zipf-s", def.ZipfS, "zipf exponent, > 1")
 		seed       = fs.Int64("seed", def.Seed, "seed of the key draws and payloads")
+		keyFrom    = fs.String("key-from", "frame", "how each connection presents its key, as serve --key-from reads it: frame (the preamble), sni (TLS server name k<i>.bench; needs --tls), client-ip[/N[,M]] (each connection bound to a loopback address of its own, 127.x.y.z: --addr must be IPv4 loopback), http-header:NAME, http-cookie:NAME, http-path:N, http-query:NAME (an HTTP/1.1 request head first, echoed back by the server)")
 		frameName  = fs.String("frame", "line", "preamble: line, binary, direct (line-encoded) or direct-binary")
 		secretFile = fs.String("secret-file", "", "file holding the secret (frame direct)")
 		shards     = fs.Int("shards", 0, "number of shards (frame direct): key i goes to shard i mod shards")
@@ -74,7 +75,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		Addr: *addr, Conns: *conns, Requests: *requests, Warmup: *warmup,
 		Size: *size, Keys: *keys, ZipfS: *zipfS, Seed: *seed, Shards: *shards,
 		Depth: *depth, Linger0: *linger0, Timeout: *timeout, MaxErrors: *maxErrors,
-		TLSResume: *tlsResume,
+		TLSResume: *tlsResume, KeyFrom: *keyFrom,
 	}
 	if *requests == 0 {
 		cfg.Duration = *duration
@@ -142,8 +143,12 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 
 // printSummary writes the human summary of a run.
 func printSummary(w io.Writer, addr string, r bench.Report) {
-	fmt.Fprintf(w, "%s  mode %s (depth %d)  frame %s  %d conns  %d B  %d keys %s\n",
-		addr, r.Mode, r.Depth, r.Frame, r.Conns, r.Size, r.Keys, r.Dist)
+	keys := "frame " + r.Frame
+	if r.KeyFrom != "" {
+		keys = "key-from " + r.KeyFrom
+	}
+	fmt.Fprintf(w, "%s  mode %s (depth %d)  %s  %d conns  %d B  %d keys %s\n",
+		addr, r.Mode, r.Depth, keys, r.Conns, r.Size, r.Keys, r.Dist)
 	fmt.Fprintf(w, "  %d requests in %.2fs: %.0f req/s, %.2f MB/s\n", r.Requests, r.DurationS, r.RPS, r.MBps)
 	fmt.Fprintf(w, "  latency µs: p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n",
 		r.P50us, r.P90us, r.P99us, r.P999us, r.MaxUs)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/subordinate/subordinate/bench"
@@ -34,15 +35,18 @@ func explainNothing(w io.Writer, addr string, useTLS bool, r bench.Report) {
 			why = k + " errors"
 		}
 		fmt.Fprintf(w, "  %s\n", why)
-		if hint := benchHint(k, why, addr, useTLS); hint != "" {
+		if hint := benchHint(k, why, addr, useTLS, r.KeyFrom); hint != "" {
 			fmt.Fprintf(w, "    %s\n", hint)
 		}
 	}
 }
 
 // benchHint is what to try after errors of kind k whose first reason is
-// why.
-func benchHint(k, why, addr string, useTLS bool) string {
+// why; keyFrom is the run's --key-from ("" for the preamble).
+func benchHint(k, why, addr string, useTLS bool, keyFrom string) string {
+	if hint := keyFromHint(k, why, keyFrom); hint != "" {
+		return hint
+	}
 	switch k {
 	case bench.KindConnect:
 		return "is the server running and listening on " + addr + "?"
@@ -78,6 +82,28 @@ func benchHint(k, why, addr string, useTLS bool) string {
 		}
 	case bench.KindTimeout:
 		return "no answer within --timeout: does the server's --frame match bench's --frame?"
+	}
+	return ""
+}
+
+// echoedPreamble matches a mismatch reason whose reply starts with a key
+// line ("k123\n"): a server that echoed the preamble it did not read.
+var echoedPreamble = regexp.MustCompile(`got back "k[0-9]+\\n`)
+
+// keyFromHint is what to try when the server and bench disagree on where
+// keys are (serve --key-from against bench --key-from), or "".
+func keyFromHint(k, why, keyFrom string) string {
+	switch {
+	case k == bench.KindMismatch && keyFrom == "" && strings.Contains(why, `got back "HTTP/1.`):
+		return "the server answered with HTTP: it reads keys from an HTTP request (serve --key-from http-*); give bench the same --key-from"
+	case k == bench.KindMismatch && keyFrom == "" && echoedPreamble.MatchString(why):
+		return "the server echoed bench's preamble: it does not read keys from a preamble (serve --key-from sni, client-ip...); give bench the same --key-from"
+	case k == bench.KindPreamble && strings.HasPrefix(keyFrom, "http-") && strings.Contains(why, "HTTP/1.1 400"):
+		return "the server found no key in bench's request: does its --key-from name the same header, cookie, path segment or query parameter as bench's --key-from " + keyFrom + "?"
+	case k == bench.KindPreamble && strings.HasPrefix(keyFrom, "http-") && strings.Contains(why, "HTTP/1.1 503"):
+		return "the server is at its --max-conns: fewer --conns, or a larger --max-conns on the server"
+	case k == bench.KindMismatch && strings.HasPrefix(keyFrom, "http-") && strings.Contains(why, `got back "`) && !strings.Contains(why, `got back "GET `):
+		return "the server did not echo bench's request head: does it read keys from an HTTP request (serve --key-from " + keyFrom + ") and run --handler echo?"
 	}
 	return ""
 }

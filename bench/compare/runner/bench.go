@@ -40,20 +40,23 @@ func workloads(c *config) []workload {
 // last line of its output: the load generator's own report type.
 type benchResult = bench.Report
 
-// benchArgs is the full argument list of one bench run.
-func (e *env) benchArgs(addr string, w workload) []string {
-	args := []string{"bench", "--addr", addr,
+// benchArgs is the full argument list of one bench run against s: the
+// common flags, the row's own (s.benchArgs: how it takes keys) and the
+// workload's.
+func (e *env) benchArgs(s *server, w workload) []string {
+	args := []string{"bench", "--addr", s.Addr,
 		"--duration", e.cfg.Duration.String(),
 		"--size", strconv.Itoa(e.cfg.Size),
 		"--keys", strconv.Itoa(e.cfg.Keys),
 		"--dist", "uniform", "--frame", "line", "--json"}
+	args = append(args, s.benchArgs...)
 	return append(args, w.Args...)
 }
 
-// runBench runs the load generator once against addr, pinned to the client
+// runBench runs the load generator once against s, pinned to the client
 // CPUs if set, and returns its result and the CPU time it used.
-func (e *env) runBench(addr string, w workload) (benchResult, time.Duration, error) {
-	argv := append([]string{e.cfg.Bench}, e.benchArgs(addr, w)...)
+func (e *env) runBench(s *server, w workload) (benchResult, time.Duration, error) {
+	argv := append([]string{e.cfg.Bench}, e.benchArgs(s, w)...)
 	if e.cfg.ClientCPUs != "" {
 		argv = append([]string{"taskset", "-c", e.cfg.ClientCPUs}, argv...)
 	}

@@ -23,6 +23,13 @@
 // its own results.json, results.csv and table.md; -out/issue9.md then holds
 // the issue-9 summary of both, and -out/table.md that summary followed by
 // both sets of tables.
+//
+// With -issue13 the rows are issue 13's instead (issue13.go): Subordinate
+// taking keys from the preamble, the client's address, an HTTP header and
+// the TLS server name, each with 1 and N workers, and the preamble over
+// TLS; the load generator presents keys the same way (bench --key-from).
+// The workloads are connect per request and ping-pong, there is no idle
+// memory figure, and issue13.md replaces issue9.md.
 package main
 
 import (
@@ -65,6 +72,7 @@ type config struct {
 	IdleRuns     int           // idle-memory measurements per row, on fresh servers each
 	Command      string        // the command line to print in the tables
 	Quick        bool
+	Issue13      bool            // the issue-13 suite (issue13.go) instead of the peers
 	explicit     map[string]bool // flags given on the command line
 }
 
@@ -73,7 +81,8 @@ type env struct {
 	cfg      config
 	logDir   string
 	log      *slog.Logger
-	benchEnv []string // extra environment for the load generator (tests)
+	benchEnv []string  // extra environment for the load generator (tests)
+	cert     *testCert // the TLS rows' certificate, made on first use
 }
 
 func (e *env) bin(name string) string { return filepath.Join(e.cfg.BinDir, name) }
@@ -109,6 +118,7 @@ func main() {
 	flag.IntVar(&c.IdleRuns, "idle-runs", 1, "idle-memory measurements per row, each on freshly started servers; the median is reported")
 	flag.StringVar(&c.Command, "command", "", "command line to print in the tables (default: this one)")
 	flag.BoolVar(&c.Quick, "quick", false, "smoke test: 1 run of 1s per cell, 1000 idle connections (flags given explicitly win)")
+	flag.BoolVar(&c.Issue13, "issue13", false, "measure issue 13's key sources instead of the peers: Subordinate with --key-from frame, client-ip, http-header:X-Key and sni (TLS), 1 and N workers, and the preamble over TLS; ping-pong and connect per request, no idle memory; writes issue13.md")
 	flag.Parse()
 	c.explicit = map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { c.explicit[f.Name] = true })
@@ -153,6 +163,12 @@ func (c *config) applyDefaults() error {
 	if c.IdleRuns < 1 {
 		c.IdleRuns = 1
 	}
+	if c.Issue13 {
+		c.Idle = 0 // the issue-13 figures are CPU only
+		if c.Workloads == "" {
+			c.Workloads = issue13Workloads
+		}
+	}
 	if c.Pin == "" {
 		c.Pin = "on"
 	}
@@ -166,7 +182,7 @@ func (c *config) applyDefaults() error {
 		return fmt.Errorf("-pin %q: want on, off or both", c.Pin)
 	}
 	var ids []string
-	for _, r := range rows() {
+	for _, r := range c.rowDefs() {
 		ids = append(ids, r.ID)
 	}
 	if err := checkIDs("-rows", c.Rows, ids); err != nil {
@@ -177,6 +193,15 @@ func (c *config) applyDefaults() error {
 		ids = append(ids, w.ID)
 	}
 	return checkIDs("-workloads", c.Workloads, ids)
+}
+
+// rowDefs lists the rows of the suite c runs: the peers, or issue 13's
+// key sources.
+func (c *config) rowDefs() []row {
+	if c.Issue13 {
+		return issue13Rows()
+	}
+	return rows()
 }
 
 // checkIDs rejects a name in a comma-separated list that is not one of
@@ -272,6 +297,7 @@ func measure(c config, pin string, log *slog.Logger, benchEnv []string) (*result
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Command: c.Command,
 		Pin:     pin,
+		Suite:   suiteName(c),
 		Machine: machineInfo(c),
 		Config:  publicConfig(c),
 	}
@@ -282,7 +308,7 @@ func measure(c config, pin string, log *slog.Logger, benchEnv []string) (*result
 	}
 
 	// The HAProxy key check runs on its own instance, with key logs.
-	if selected(c.Rows, "haproxy") {
+	if !c.Issue13 && selected(c.Rows, "haproxy") {
 		res.HAProxyCheck = e.checkHAProxy()
 		log.Info("haproxy key check", "result", res.HAProxyCheck)
 	}
@@ -295,7 +321,7 @@ func measure(c config, pin string, log *slog.Logger, benchEnv []string) (*result
 		}
 	}()
 	defs := map[string]row{}
-	for _, r := range rows() {
+	for _, r := range c.rowDefs() {
 		if !selected(c.Rows, r.ID) {
 			continue
 		}
@@ -403,7 +429,11 @@ func (e *env) startRow(r row) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitReady(s, addr, 30*time.Second); err != nil {
+	ready := waitReady
+	if s.probe != nil {
+		ready = waitProbe
+	}
+	if err := ready(s, addr, 30*time.Second); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -448,7 +478,7 @@ func (e *env) measureCell(s *server, w workload) (runResult, error) {
 	if err != nil {
 		return runResult{}, err
 	}
-	b, clientCPU, err := e.runBench(s.Addr, w)
+	b, clientCPU, err := e.runBench(s, w)
 	if err != nil {
 		return runResult{}, err
 	}

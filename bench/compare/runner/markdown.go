@@ -22,8 +22,12 @@ func (r *results) markdown() string {
 		fmt.Fprintf(&b, ", Node.js %s", m.Node)
 	}
 	fmt.Fprintf(&b, ".  \nPinning: %s.  \nCommand: `%s`  \nDate: %s\n\n", m.Pinning, r.Command, r.Date)
-	fmt.Fprintf(&b, "Settings: N = %v; %v run(s) of %v per cell, median shown; %v-byte requests; %v keys, uniform; line preamble; %v connections (ping-pong, pipelined), %v concurrent clients (connect per request).\n\n",
-		r.Config["workers"], r.Config["runs"], r.Config["duration"], r.Config["size"], r.Config["keys"],
+	keys := "line preamble"
+	if r.Suite == "issue13" {
+		keys = "each row's key source (its label)"
+	}
+	fmt.Fprintf(&b, "Settings: N = %v; %v run(s) of %v per cell, median shown; %v-byte requests; %v keys, uniform; %s; %v connections (ping-pong, pipelined), %v concurrent clients (connect per request).\n\n",
+		r.Config["workers"], r.Config["runs"], r.Config["duration"], r.Config["size"], r.Config["keys"], keys,
 		r.Config["conns"], r.Config["connect_conns"])
 	if r.HAProxyCheck != "" {
 		fmt.Fprintf(&b, "HAProxy key check: %s.\n\n", r.HAProxyCheck)

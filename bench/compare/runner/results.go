@@ -16,7 +16,8 @@ import (
 type results struct {
 	Date         string         `json:"date"`
 	Command      string         `json:"command"`
-	Pin          string         `json:"pin,omitempty"` // "pinned" or "unpinned"
+	Pin          string         `json:"pin,omitempty"`   // "pinned" or "unpinned"
+	Suite        string         `json:"suite,omitempty"` // "issue13", or "" for the peers
 	Machine      machine        `json:"machine"`
 	Config       map[string]any `json:"config"`
 	HAProxyCheck string         `json:"haproxy_key_check,omitempty"`
@@ -163,8 +164,8 @@ func publicConfig(c config) map[string]any {
 }
 
 // write stores results.json, results.csv, table.md (the tables, then the
-// issue-9 summary of this one set) and issue9.md (that summary alone) in
-// dir.
+// summary of this one set) and the summary alone in dir: issue9.md, or
+// issue13.md for the issue-13 suite.
 func (r *results) write(dir string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -176,20 +177,23 @@ func (r *results) write(dir string) error {
 	if err := os.WriteFile(dir+"/results.csv", []byte(r.csv()), 0o644); err != nil {
 		return err
 	}
-	summary := issue9Markdown([]*results{r})
-	if err := os.WriteFile(dir+"/issue9.md", []byte(summary), 0o644); err != nil {
+	name, render := summaryOf(r.Suite)
+	summary := render([]*results{r})
+	if err := os.WriteFile(dir+"/"+name, []byte(summary), 0o644); err != nil {
 		return err
 	}
 	return os.WriteFile(dir+"/table.md", []byte(r.markdown()+"\n"+summary), 0o644)
 }
 
 // writeSummary stores, for several sets measured under different pinning
-// (each already written to its own directory), issue9.md with the issue-9
-// summary of all of them side by side, and table.md with that summary
+// (each already written to its own directory), issue9.md (issue13.md) with
+// the summary of all of them side by side, and table.md with that summary
 // followed by every set's tables: what BENCHMARKS.md takes as it is.
+// sets is not empty.
 func writeSummary(dir string, sets []*results) error {
-	summary := issue9Markdown(sets)
-	if err := os.WriteFile(dir+"/issue9.md", []byte(summary), 0o644); err != nil {
+	name, render := summaryOf(sets[0].Suite)
+	summary := render(sets)
+	if err := os.WriteFile(dir+"/"+name, []byte(summary), 0o644); err != nil {
 		return err
 	}
 	var b strings.Builder

@@ -44,6 +44,12 @@ type server struct {
 	done  []chan struct{} // closed when procs[i] has exited and been reaped
 	logs  []*os.File
 	note  string // how it was started, for the results
+	// benchArgs are the load generator's flags for this row beyond the
+	// common ones: how connections present their keys (--key-from, --tls).
+	benchArgs []string
+	// probe, when set, checks the row serves, instead of a line preamble
+	// and an echo (waitReady): rows that take keys elsewhere.
+	probe func(addr string) error
 }
 
 // pids returns the root processes.
