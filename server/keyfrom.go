@@ -53,7 +53,7 @@ func (r *routed) newPconn() any {
 
 // resetPconn readies pc for its next connection.
 func (pc *pconn) reset() {
-	pc.conn, pc.detached = nil, false
+	pc.conn, pc.detached, pc.fed = nil, false, nil
 	pc.dec.Reset()
 	pc.http.Reset()
 	pc.hello.Reset()
@@ -72,7 +72,7 @@ func (r *routed) acceptKeyed(gc gnet.Conn, tlsLn bool) ([]byte, gnet.Action) {
 		return appendRefusal(nil, r.form(tlsLn), "untrusted PROXY source", 0), gnet.Close
 	}
 	if tlsLn && !rawTLS && r.trusted == nil {
-		return r.acceptTLS(gc)
+		return r.acceptTLSFed(gc)
 	}
 	pc := r.pool.Get().(*pconn)
 	if r.src.Kind == keysrc.Frame {

@@ -150,6 +150,10 @@ type pconn struct {
 	gen           uint64
 	conn          *Conn // once the preamble is read and the shard owns the key
 	detached      bool  // the socket left gnet: handed off, relayed or hijacked
+	// fed is the transport of a TLS handshake running on a goroutine,
+	// which OnTraffic feeds (tls_fed.go); nil once the loop has the
+	// connection back.
+	fed *tlsFed
 }
 
 func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
@@ -469,6 +473,9 @@ func (r *routed) OnTraffic(gc gnet.Conn) gnet.Action {
 		}
 		return r.data(c)
 	}
+	if pc.fed != nil {
+		return r.fedTraffic(gc, pc)
+	}
 	return r.readKey(gc, pc)
 }
 
@@ -534,6 +541,9 @@ func (r *routed) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if pc.timer != nil {
 		pc.timer.Stop()
 		pc.timer = nil
+	}
+	if pc.fed != nil {
+		pc.fed.end(err) // the handshake's goroutine reads the end
 	}
 	c := pc.conn
 	pc.reset()

@@ -20,27 +20,9 @@ func (r *routed) isTLS(gc gnet.Conn) bool {
 	return i >= 0 && i < len(r.tlsLn) && r.tlsLn[i]
 }
 
-// acceptTLS takes a connection of a tls:// listener off the loop at once:
-// crypto/tls runs the handshake on the socket in Go's runtime poller
-// (docs/TLS.md says why); then a local connection comes back to the loop
-// (tls_loop.go) and a forwarded one is relayed to its owner.
-func (r *routed) acceptTLS(gc gnet.Conn) ([]byte, gnet.Action) {
-	if r.refuse {
-		r.gstats.refused[refDraining].Add(1)
-		return nil, gnet.Close
-	}
-	raw, _, err := r.detach(gc)
-	if err != nil {
-		r.log.Warn("cannot take a TLS connection", "err", err)
-		return nil, gnet.Close
-	}
-	r.hold()
-	go r.serveTLS(tlsStart{raw: raw})
-	return nil, gnet.Close // the duplicate keeps the socket
-}
-
-// acceptTLSProxied is acceptTLS for a connection whose PROXY header was
-// read on the loop: the bytes past it start the TLS stream.
+// acceptTLSProxied takes a TLS connection whose PROXY header was read on
+// the loop off gnet for its handshake (serveTLS), on Go's runtime poller:
+// the bytes past the header start the TLS stream.
 func (r *routed) acceptTLSProxied(gc gnet.Conn, pc *pconn) gnet.Action {
 	raw, rest, err := r.detach(gc)
 	if err != nil {
@@ -55,7 +37,7 @@ func (r *routed) acceptTLSProxied(gc gnet.Conn, pc *pconn) gnet.Action {
 
 // terminateTLS serves a TLS connection routed before its handshake (by
 // its server name or its address) to this shard: the handshake runs as
-// acceptTLS's does, with the bytes read so far (the ClientHello) first,
+// acceptTLSProxied's does, with the bytes read so far (the ClientHello) first,
 // and the connection comes back to the loop with its key.
 func (r *routed) terminateTLS(gc gnet.Conn, pc *pconn, key []byte) gnet.Action {
 	raw, rest, err := r.detach(gc)
@@ -117,6 +99,10 @@ type tlsStart struct {
 	routed bool
 	key    []byte
 	via    int
+	// fed, when set, is the connection raw is the tlsFed of: gnet keeps
+	// the socket (acceptTLSFed), and the socket is counted by its gnet
+	// connection, not by serveTLS.
+	fed fedRef
 }
 
 // serveTLS handshakes, reads the key from the decrypted stream (unless
@@ -124,9 +110,11 @@ type tlsStart struct {
 // together must finish within PreambleTimeout.
 func (r *routed) serveTLS(s tlsStart) {
 	defer r.release()
-	opened := false // the socket is a local Conn's, which counts it out
+	// counted: this goroutine holds raw's count in routed.socks, until a
+	// local Conn takes it over or raw is closed here.
+	counted := s.fed.f == nil
 	defer func() {
-		if !opened {
+		if counted {
 			r.socks.Add(-1)
 		}
 	}()
@@ -163,7 +151,7 @@ func (r *routed) serveTLS(s tlsStart) {
 	if s.routed {
 		a := &tlsArrival{tc: tc, tr: tr, key: s.key, info: info, via: s.via}
 		if r.tlsToLoop(a, raw) {
-			opened = true
+			counted = false
 		} else {
 			_ = tc.Close()
 		}
@@ -182,6 +170,14 @@ func (r *routed) serveTLS(s tlsStart) {
 		return
 	}
 	if owner != r.info.Index {
+		if s.fed.f != nil {
+			// The relay reads and writes the socket on Go's poller.
+			if !r.fedDetach(s.fed, tr) {
+				_ = tc.Close()
+				return
+			}
+			counted = true
+		}
 		r.gstats.forwardedTLS.Add(1)
 		if r.links != nil {
 			r.spliceTLS(tc, key, owner, early, info) // --forward handoff
@@ -192,8 +188,13 @@ func (r *routed) serveTLS(s tlsStart) {
 	}
 	// A local connection goes back to the loop, where it is served with
 	// no goroutine (tls_loop.go); gnet counts the socket from then on.
-	if r.tlsToLoop(&tlsArrival{tc: tc, tr: tr, key: key, early: early, info: info, via: r.info.Index}, raw) {
-		opened = true
+	a := &tlsArrival{tc: tc, tr: tr, key: key, early: early, info: info, via: r.info.Index}
+	if s.fed.f != nil {
+		r.fedToLoop(s.fed, a)
+		return
+	}
+	if r.tlsToLoop(a, raw) {
+		counted = false
 	} else {
 		_ = tc.Close()
 	}

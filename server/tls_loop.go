@@ -224,10 +224,16 @@ func (r *routed) openTLSArrival(gc gnet.Conn, a *tlsArrival) ([]byte, gnet.Actio
 	gc.SetContext(pc)
 	r.hold() // the gnet connection, until OnClose
 	r.socks.Add(1)
+	return nil, r.openTLSConn(gc, pc, a)
+}
+
+// openTLSConn opens the local Conn of a TLS connection back on the loop,
+// whose transport is on gc already, as pc's Conn.
+func (r *routed) openTLSConn(gc gnet.Conn, pc *pconn, a *tlsArrival) gnet.Action {
 	c := r.newConn(a.key, a.key == nil, a.via)
 	c.gc, c.remote, c.local, c.tls, c.fwd = gc, a.tr.remote, a.tr.local, a.info, a.via != r.info.Index
 	c.tl = &tlsLoop{tc: a.tc, tr: a.tr, in: a.early}
 	a.tr.wrote = c.unsent.wrote
 	pc.conn = c
-	return nil, r.openLocal(pc, c)
+	return r.openLocal(pc, c)
 }

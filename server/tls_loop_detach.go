@@ -18,7 +18,11 @@ func (r *routed) tlsDetach(c *Conn) (*tlsLoop, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(rest) > 0 { // cannot happen (see above); keep them in order anyway
+	if len(t.tr.pending) > 0 { // what a fed handshake left, not decrypted yet (a hijack in OnOpen)
+		rest = append(t.tr.pending, rest...)
+		t.tr.pending = nil
+	}
+	if len(rest) > 0 { // only as above (see the doc); keep them in order anyway
 		nc = &prefixReadConn{Conn: nc, prefix: rest}
 	}
 	t.tr.offLoop(nc)

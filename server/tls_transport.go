@@ -20,10 +20,14 @@ import (
 // Write appends to gnet's outbound buffer. The transport buffers nothing
 // itself, so nothing read before the switch is lost: crypto/tls holds it.
 type tlsTransport struct {
-	nc     net.Conn  // before onLoop
-	gc     gnet.Conn // after onLoop; loop only
-	local  net.Addr
-	remote net.Addr
+	nc net.Conn  // before onLoop
+	gc gnet.Conn // after onLoop; loop only
+	// pending is ciphertext read before onLoop that crypto/tls has not
+	// read yet (the bytes a fed handshake left, tls_fed.go): Read on the
+	// loop returns it before what gnet holds.
+	pending []byte
+	local   net.Addr
+	remote  net.Addr
 	// wrote is told of every write on the loop, with what gnet holds
 	// unsent after it (the Conn's unsent copy).
 	wrote func(p []byte, pending int)
@@ -72,6 +76,13 @@ func (t *tlsTransport) Read(p []byte) (int, error) {
 	}
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if len(t.pending) > 0 {
+		n := copy(p, t.pending)
+		if t.pending = t.pending[n:]; len(t.pending) == 0 {
+			t.pending = nil
+		}
+		return n, nil
 	}
 	if t.gc.InboundBuffered() == 0 {
 		return 0, errWouldBlock
