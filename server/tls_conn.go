@@ -20,39 +20,24 @@ func (r *routed) isTLS(gc gnet.Conn) bool {
 	return i >= 0 && i < len(r.tlsLn) && r.tlsLn[i]
 }
 
-// acceptTLSProxied takes a TLS connection whose PROXY header was read on
-// the loop off gnet for its handshake (serveTLS), on Go's runtime poller:
-// the bytes past the header start the TLS stream.
+// acceptTLSProxied starts the handshake of a TLS connection whose PROXY
+// header was read on the loop, fed by the loop (feedTLS): the bytes past
+// the header start the TLS stream, and its key is read from the
+// decrypted stream.
 func (r *routed) acceptTLSProxied(gc gnet.Conn, pc *pconn) gnet.Action {
-	raw, rest, err := r.detach(gc)
-	if err != nil {
-		r.log.Warn("cannot take a TLS connection", "err", err)
-		return gnet.Close
-	}
-	pc.detached = true
-	r.hold()
-	go r.serveTLS(tlsStart{raw: raw, prefix: rest, remote: remoteOf(gc, pc), local: localOf(pc)})
-	return gnet.Close // the duplicate keeps the socket
+	return r.feedTLS(gc, pc, tlsStart{remote: remoteOf(gc, pc), local: localOf(pc)})
 }
 
 // terminateTLS serves a TLS connection routed before its handshake (by
-// its server name or its address) to this shard: the handshake runs as
-// acceptTLSProxied's does, with the bytes read so far (the ClientHello) first,
+// its server name or its address) to this shard: its handshake starts as
+// acceptTLSProxied's does, from the bytes read so far (the ClientHello),
 // and the connection comes back to the loop with its key.
 func (r *routed) terminateTLS(gc gnet.Conn, pc *pconn, key []byte) gnet.Action {
-	raw, rest, err := r.detach(gc)
-	if err != nil {
-		r.log.Warn("cannot take a TLS connection", "err", err)
-		return gnet.Close
-	}
-	pc.detached = true
-	r.hold()
-	s := tlsStart{raw: raw, prefix: rest, routed: true, key: key, via: r.info.Index}
+	s := tlsStart{routed: true, key: key, via: r.info.Index}
 	if pc.client.IsValid() {
 		s.remote, s.local = remoteOf(gc, pc), localOf(pc)
 	}
-	go r.serveTLS(s)
-	return gnet.Close
+	return r.feedTLS(gc, pc, s)
 }
 
 // arriveTLS takes a handed-off socket whose TLS this worker terminates
@@ -100,7 +85,7 @@ type tlsStart struct {
 	key    []byte
 	via    int
 	// fed, when set, is the connection raw is the tlsFed of: gnet keeps
-	// the socket (acceptTLSFed), and the socket is counted by its gnet
+	// the socket (acceptTLSFed, feedTLS), and the socket is counted by its gnet
 	// connection, not by serveTLS.
 	fed fedRef
 }
@@ -150,6 +135,10 @@ func (r *routed) serveTLS(s tlsStart) {
 	}
 	if s.routed {
 		a := &tlsArrival{tc: tc, tr: tr, key: s.key, info: info, via: s.via}
+		if s.fed.f != nil {
+			r.fedToLoop(s.fed, a)
+			return
+		}
 		if r.tlsToLoop(a, raw) {
 			counted = false
 		} else {

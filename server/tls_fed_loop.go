@@ -25,6 +25,24 @@ func (r *routed) acceptTLSFed(gc gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
+// feedTLS starts the handshake of pc, a connection of a tls:// listener
+// whose first bytes (a PROXY header, a ClientHello read for its server
+// name) were read on the loop, as acceptTLSFed does: what gnet holds
+// unread is the start of the TLS stream. pc's preamble timer is stopped
+// already; the handshake has its own deadline.
+func (r *routed) feedTLS(gc gnet.Conn, pc *pconn, s tlsStart) gnet.Action {
+	f := newTLSFed(gc)
+	if gc.InboundBuffered() > 0 {
+		b, _ := gc.Next(-1)
+		f.push(b)
+	}
+	pc.fed = f
+	s.raw, s.fed = f, fedRef{f: f, gc: gc, pc: pc, gen: pc.gen}
+	r.hold() // the handshake's goroutine, until it ends
+	go r.serveTLS(s)
+	return gnet.None
+}
+
 // fedRef names a fed connection for the loop to find it again, from the
 // handshake's goroutine: it is still the same while gc's context is pc
 // with the same generation and the same tlsFed.
@@ -126,6 +144,8 @@ func (r *routed) fedDetach(ref fedRef, tr *tlsTransport) bool {
 		nc = &prefixReadConn{Conn: nc, prefix: t.rest}
 	}
 	tr.offLoop(nc)
-	tr.local = t.nc.LocalAddr()
+	if tr.local == nil { // not declared by a PROXY header
+		tr.local = t.nc.LocalAddr()
+	}
 	return true
 }
