@@ -24,8 +24,8 @@ func init() {
 // tests can replace it.
 var ownerStdin io.Reader = os.Stdin
 
-// runOwner implements "subordinate owner [--workers N] [--nodes M] [--hex]
-// [KEY...]": one line per key, KEY<TAB>SHARD (with --nodes,
+// runOwner implements "subordinate owner [--workers N] [--cluster-size M] [--hex]
+// [KEY...]": one line per key, KEY<TAB>SHARD (with --cluster-size,
 // KEY<TAB>NODE<TAB>WORKER), in the order given. With no KEY
 // arguments it reads keys from standard input, one per line (a CR before
 // the LF is dropped, as in the line preamble). With --hex, keys are given
@@ -39,14 +39,14 @@ func runOwner(args []string, stdout, stderr io.Writer) int {
 	isHex := fs.Bool("hex", false, "keys are given in hex")
 	keyFrom := fs.String("key-from", "frame", "the server's --key-from: each argument is then what that source reads (a host name for sni, an IP address for client-ip, a path or URL for http-path, a URL or ?query for http-query, a header's or cookie's value), and each line KEY-SOURCE-INPUT<TAB>KEY<TAB>SHARD")
 	maxKey := fs.Int("max-key", server.DefaultMaxKey, "the server's --max-key")
-	nodes := fs.Int("nodes", 1, "number of nodes `M` of a cluster (docs/PROTOCOL.md section 5.2): each line then ends in NODE<TAB>WORKER, the worker counted on that node")
+	nodes := fs.Int("cluster-size", 1, "number of nodes `M` of a cluster, as serve's --cluster-size (docs/PROTOCOL.md section 5.2): each line then ends in NODE<TAB>WORKER, the worker counted on that node")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: subordinate owner [--workers N] [--nodes M] [--hex] [--key-from SOURCE] [KEY...]")
+		fmt.Fprintln(fs.Output(), "usage: subordinate owner [--workers N] [--cluster-size M] [--hex] [--key-from SOURCE] [KEY...]")
 		fmt.Fprintln(fs.Output())
 		fmt.Fprintln(fs.Output(), "Prints KEY<TAB>SHARD for each key: the shard, 0 to N-1, that owns it")
 		fmt.Fprintln(fs.Output(), "(jump consistent hash of xxh3, docs/PROTOCOL.md section 5). With no KEY,")
 		fmt.Fprintln(fs.Output(), "reads keys from standard input, one per line. The shard depends on the number")
-		fmt.Fprintln(fs.Output(), "of workers: give the server's --workers. With --nodes M, prints")
+		fmt.Fprintln(fs.Output(), "of workers: give the server's --workers. With --cluster-size M, prints")
 		fmt.Fprintln(fs.Output(), "KEY<TAB>NODE<TAB>WORKER: the node, 0 to M-1, and its worker.")
 		fmt.Fprintln(fs.Output())
 		fs.PrintDefaults()
@@ -60,11 +60,11 @@ func runOwner(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *nodes < 1 || *nodes > shard.MaxShards {
-		fmt.Fprintf(stderr, "subordinate owner: --nodes must be 1 to %d, not %d\n", shard.MaxShards, *nodes)
+		fmt.Fprintf(stderr, "subordinate owner: --cluster-size must be 1 to %d, not %d\n", shard.MaxShards, *nodes)
 		fs.Usage()
 		return 2
 	}
-	cluster := flagGiven(fs, "nodes")
+	cluster := flagGiven(fs, "cluster-size")
 	if !flagGiven(fs, "workers") {
 		fmt.Fprintf(stderr, "subordinate owner: %d workers, one per CPU as serve's default; give --workers N for a server with another count\n", *workers)
 	}

@@ -44,7 +44,7 @@ func TestOwner(t *testing.T) {
 	}
 }
 
-// TestOwnerNodes: with --nodes, each line names the node and the worker
+// TestOwnerNodes: with --cluster-size, each line names the node and the worker
 // on it (docs/PROTOCOL.md section 5.2); one node keeps the worker of a
 // single machine.
 func TestOwnerNodes(t *testing.T) {
@@ -56,21 +56,21 @@ func TestOwnerNodes(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--nodes", "1", "--workers", "8", "a", "user:42"}, "a\t0\t1\nuser:42\t0\t1\n"},
+		{[]string{"--cluster-size", "1", "--workers", "8", "a", "user:42"}, "a\t0\t1\nuser:42\t0\t1\n"},
 		// The table in docs/PROTOCOL.md 5.2.1: "a" is on node 0 of 3 and
 		// node 4 of 5, "user:42" on node 1 of 3 and of 5; 5.1: worker 14
 		// and 25 of 64.
-		{[]string{"--nodes", "3", "--workers", "64", "a", "user:42"}, "a\t0\t14\nuser:42\t1\t25\n"},
-		{[]string{"--nodes", "5", "--workers", "64", "a", "user:42"}, "a\t4\t14\nuser:42\t1\t25\n"},
-		{[]string{"--nodes=16", "--workers=2", "room/lobby"}, place("room/lobby", 16, 2)},
+		{[]string{"--cluster-size", "3", "--workers", "64", "a", "user:42"}, "a\t0\t14\nuser:42\t1\t25\n"},
+		{[]string{"--cluster-size", "5", "--workers", "64", "a", "user:42"}, "a\t4\t14\nuser:42\t1\t25\n"},
+		{[]string{"--cluster-size=16", "--workers=2", "room/lobby"}, place("room/lobby", 16, 2)},
 	} {
 		out, errs, code := runOwnerArgs(t, "", c.args...)
 		if code != 0 || out != c.want {
 			t.Errorf("owner %q: code %d, out %q (want %q), stderr %q", c.args, code, out, c.want, errs)
 		}
 	}
-	if _, errs, code := runOwnerArgs(t, "", "--nodes", "0", "--workers", "2", "a"); code != 2 || !strings.Contains(errs, "--nodes must be") {
-		t.Errorf("owner --nodes 0: code %d, stderr %q", code, errs)
+	if _, errs, code := runOwnerArgs(t, "", "--cluster-size", "0", "--workers", "2", "a"); code != 2 || !strings.Contains(errs, "--cluster-size must be") {
+		t.Errorf("owner --cluster-size 0: code %d, stderr %q", code, errs)
 	}
 }
 
