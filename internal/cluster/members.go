@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/zeebo/xxh3"
 )
 
 // MaxNodes is the largest cluster Resolve accepts. shard.Place allows
@@ -22,6 +24,18 @@ type Members struct {
 	Nodes []string
 	// Self is this node's index in Nodes.
 	Self int
+}
+
+// ListHash returns the xxh3 of the node list, the addresses in order,
+// each followed by a newline, lowercased (host names are not case
+// sensitive). Nodes exchange it when they link (frame.NodeHello): two
+// nodes given different lists would not agree on who owns a key.
+func (m Members) ListHash() uint64 {
+	var b []byte
+	for _, n := range m.Nodes {
+		b = append(append(b, strings.ToLower(n)...), '\n')
+	}
+	return xxh3.Hash(b)
 }
 
 // Size returns the number of nodes.

@@ -105,3 +105,15 @@ func TestPeers(t *testing.T) {
 		t.Errorf("Single.Peers = %v", got)
 	}
 }
+
+func TestListHash(t *testing.T) {
+	a := Members{Nodes: []string{"a:1", "b:1"}}
+	if a.ListHash() != (Members{Nodes: []string{"A:1", "b:1"}, Self: 1}).ListHash() {
+		t.Error("the list hash depends on case or on Self")
+	}
+	for _, other := range [][]string{{"b:1", "a:1"}, {"a:1"}, {"a:1", "b:1", "c:1"}, {"a:1b:1"}, {"a:1", "b:2"}} {
+		if a.ListHash() == (Members{Nodes: other}).ListHash() {
+			t.Errorf("%q and %q hash alike", a.Nodes, other)
+		}
+	}
+}
