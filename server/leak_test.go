@@ -6,6 +6,7 @@ package server
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -120,8 +121,23 @@ func TestNoLeaksAfterManyHandoffs(t *testing.T) {
 	})
 }
 
-// TestNoLeaksAfterStop: Stop with connections of every kind open, in
-// both modes, leaves no descriptor and no goroutine of the shards
+// waitGoroutine waits (bounded) until a goroutine runs fn.
+func waitGoroutine(t *testing.T, fn string) {
+	t.Helper()
+	deadline := time.Now().Add(settle)
+	for time.Now().Before(deadline) {
+		for _, g := range goroutines() {
+			if strings.Contains(g, fn) {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no goroutine runs %s", fn)
+}
+
+// TestNoLeaksAfterStop: Stop with connections of every kind open (one
+// of them in the middle of its TLS handshake), in both modes, leaves no descriptor and no goroutine of the shards
 // behind (the connections are closed, their relays and readers end).
 func TestNoLeaksAfterStop(t *testing.T) {
 	for _, mode := range modes {
@@ -134,12 +150,23 @@ func TestNoLeaksAfterStop(t *testing.T) {
 			conns := openEveryKind(t, hs, "leak", 2)
 			conns = append(conns, halfClosed(t, hs)...)
 			conns = append(conns, openTLS(t, hs, "leak-tls")...)
+			// And one in the middle of its handshake, whose goroutine
+			// waits for bytes the loop has not read.
+			mid, err := net.Dial("tcp", hs.ownTLS[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := mid.Write([]byte{0x16, 0x03, 0x01, 0x01, 0x00}); err != nil {
+				t.Fatal(err)
+			}
+			waitGoroutine(t, "server.(*routed).serveTLS")
 			hs.stopAll()
 			hs.h[0].checkBalanced(t)
 			hs.h[1].checkBalanced(t)
 			for _, o := range conns {
 				o.c.Close() // the clients' own descriptors
 			}
+			mid.Close()
 			if n := waitFDs(t, fdsBefore); n > fdsBefore {
 				t.Errorf("after Stop: %d descriptors open, %d before the shards", n, fdsBefore)
 			}
