@@ -170,9 +170,7 @@ func TestNoLeaksAfterStop(t *testing.T) {
 			if n := waitFDs(t, fdsBefore); n > fdsBefore {
 				t.Errorf("after Stop: %d descriptors open, %d before the shards", n, fdsBefore)
 			}
-			// BUG: awaitAdoptions is left behind, see
-			// TestNoLeaksAfterManyHandoffs.
-			extra := newGoroutines(gBefore, settle, "server.(*routed).awaitAdoptions")
+			extra := newGoroutines(gBefore, settle)
 			if len(extra) > 0 {
 				t.Errorf("after Stop: %d goroutines more than before the shards:\n%s", len(extra), strings.Join(extra, "\n\n"))
 			}
