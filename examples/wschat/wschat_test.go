@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -182,9 +181,6 @@ func TestProcess(t *testing.T) {
 func TestBehindSubordinate(t *testing.T) {
 	const shards = 3
 	sub := binary(t, "github.com/subordinate/subordinate/cmd/subordinate")
-	if help, _ := exec.Command(sub, "serve", "--help").CombinedOutput(); !strings.Contains(string(help), "key-from") {
-		t.Skip("subordinate serve has no --key-from yet (issue 13 item 4): this test runs once it has")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*soon)
 	defer cancel()
 	base, ups := startUpstreams(t, shards)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -175,17 +174,13 @@ func TestIssue13EndToEnd(t *testing.T) {
 // TestIssue13RowsServe starts each row of the suite from the real binary
 // and probes it with the bench client, the way the suite does: the
 // command lines it gives `subordinate serve` and the load generator work
-// together. It needs a server with --key-from.
+// together.
 func TestIssue13RowsServe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real multi-process servers")
 	}
 	e := testEnv(t)
 	e.cfg.Subordinate = filepath.Join(e.cfg.BinDir, "subordinate")
-	help, _ := exec.Command(e.cfg.Subordinate, "serve", "--help").CombinedOutput()
-	if !strings.Contains(string(help), "key-from") {
-		t.Skip("this subordinate serve has no --key-from yet")
-	}
 	for _, r := range issue13Rows() {
 		t.Run(r.ID, func(t *testing.T) {
 			s := startTestRow13(t, e, r)
