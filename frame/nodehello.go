@@ -12,7 +12,7 @@ import (
 const NodeHelloVersion = 1
 
 // NodeHelloSize is the length of a NodeHello on the wire.
-const NodeHelloSize = 4 + 1 + 4 + 4 + 4 + 8
+const NodeHelloSize = 4 + 1 + 4 + 4 + 4 + 4 + 8
 
 // nodeHelloMagic starts every NodeHello: a peer that is not a Subordinate
 // node (or a client on the cluster port) is told apart at once.
@@ -34,6 +34,9 @@ type NodeHello struct {
 	Size uint32
 	// Workers is the number of workers per node the sender runs.
 	Workers uint32
+	// Worker is the sender's worker index: links join the same worker
+	// index of two nodes (docs/CLUSTER.md, "planes").
+	Worker uint32
 	// List is the xxh3 of the ordered node list the sender was given
 	// (cluster.Members.ListHash).
 	List uint64
@@ -46,25 +49,28 @@ func AppendNodeHello(b []byte, h *NodeHello) []byte {
 	b = binary.BigEndian.AppendUint32(b, h.Index)
 	b = binary.BigEndian.AppendUint32(b, h.Size)
 	b = binary.BigEndian.AppendUint32(b, h.Workers)
+	b = binary.BigEndian.AppendUint32(b, h.Worker)
 	return binary.BigEndian.AppendUint64(b, h.List)
 }
 
 // ParseNodeHello decodes the NodeHello that b starts with (b must hold at
-// least NodeHelloSize bytes). It checks the framing only; CheckNodeHello
+// least NodeHelloSize bytes; bytes that cannot start one are
+// ErrNotNodeHello however few). It checks the framing only; CheckNodeHello
 // checks the content against the receiver's view.
 func ParseNodeHello(b []byte) (NodeHello, error) {
+	if !bytes.HasPrefix(b, nodeHelloMagic[:min(len(b), len(nodeHelloMagic))]) {
+		return NodeHello{}, ErrNotNodeHello
+	}
 	if len(b) < NodeHelloSize {
 		return NodeHello{}, fmt.Errorf("frame: node hello of %d bytes, want %d", len(b), NodeHelloSize)
-	}
-	if !bytes.Equal(b[:4], nodeHelloMagic) {
-		return NodeHello{}, ErrNotNodeHello
 	}
 	return NodeHello{
 		Version: b[4],
 		Index:   binary.BigEndian.Uint32(b[5:]),
 		Size:    binary.BigEndian.Uint32(b[9:]),
 		Workers: binary.BigEndian.Uint32(b[13:]),
-		List:    binary.BigEndian.Uint64(b[17:]),
+		Worker:  binary.BigEndian.Uint32(b[17:]),
+		List:    binary.BigEndian.Uint64(b[21:]),
 	}, nil
 }
 
@@ -83,6 +89,8 @@ func CheckNodeHello(got, mine NodeHello, want int) error {
 		return fmt.Errorf("node %d was given another node list (hash %016x, this node %016x)", got.Index, got.List, mine.List)
 	case got.Workers != mine.Workers:
 		return fmt.Errorf("node %d runs %d workers, this node %d: every node must run the same number", got.Index, got.Workers, mine.Workers)
+	case got.Worker != mine.Worker:
+		return fmt.Errorf("node %d's end is its worker %d, this end worker %d: links join the same worker of two nodes", got.Index, got.Worker, mine.Worker)
 	case got.Index >= mine.Size:
 		return fmt.Errorf("node index %d is not below the cluster size %d", got.Index, mine.Size)
 	case got.Index == mine.Index:

@@ -7,12 +7,12 @@ import (
 )
 
 func TestNodeHelloRoundTrip(t *testing.T) {
-	h := NodeHello{Version: NodeHelloVersion, Index: 2, Size: 3, Workers: 8, List: 0x0123456789abcdef}
+	h := NodeHello{Version: NodeHelloVersion, Index: 2, Size: 3, Workers: 8, Worker: 5, List: 0x0123456789abcdef}
 	b := AppendNodeHello([]byte("x"), &h)
 	if len(b) != 1+NodeHelloSize {
 		t.Fatalf("%d bytes, want %d", len(b), 1+NodeHelloSize)
 	}
-	want := "x" + "SUBN" + "\x01" + "\x00\x00\x00\x02" + "\x00\x00\x00\x03" + "\x00\x00\x00\x08" + "\x01\x23\x45\x67\x89\xab\xcd\xef"
+	want := "x" + "SUBN" + "\x01" + "\x00\x00\x00\x02" + "\x00\x00\x00\x03" + "\x00\x00\x00\x08" + "\x00\x00\x00\x05" + "\x01\x23\x45\x67\x89\xab\xcd\xef"
 	if string(b) != want {
 		t.Fatalf("encoding %x, want %x", b, want)
 	}
@@ -47,6 +47,7 @@ func TestCheckNodeHello(t *testing.T) {
 		{func(h *NodeHello) { h.Size = 4 }, 2, "cluster of 4 nodes"},
 		{func(h *NodeHello) { h.List = 8 }, 2, "another node list"},
 		{func(h *NodeHello) { h.Workers = 2 }, 2, "runs 2 workers"},
+		{func(h *NodeHello) { h.Worker = 1 }, 2, "is its worker 1, this end worker 0"},
 		{func(h *NodeHello) { h.Index = 3 }, -1, "not below the cluster size"},
 		{func(h *NodeHello) { h.Index = 0 }, -1, "which is this node"},
 		{func(h *NodeHello) { h.Index = 1 }, 2, "says it is node 1"},

@@ -24,6 +24,9 @@ type Config struct {
 	Members cluster.Members
 	// Workers is the number of workers every node runs.
 	Workers int
+	// Worker is the index of the worker these links belong to: they
+	// join it with the same worker of every other node.
+	Worker int
 	// TLS is the mutual TLS configuration (TLSConfig). The name a dialled
 	// node's certificate must match is the host of its address.
 	TLS *tls.Config
@@ -65,8 +68,8 @@ func Start(cfg Config) (*Links, error) {
 	switch {
 	case cfg.TLS == nil || cfg.Listener == nil || cfg.Accept == nil:
 		return nil, errors.New("nodelink: Config needs TLS, Listener and Accept")
-	case cfg.Workers < 1:
-		return nil, fmt.Errorf("nodelink: %d workers", cfg.Workers)
+	case cfg.Workers < 1 || cfg.Worker < 0 || cfg.Worker >= cfg.Workers:
+		return nil, fmt.Errorf("nodelink: worker %d of %d", cfg.Worker, cfg.Workers)
 	case cfg.Members.Self < 0 || cfg.Members.Self >= cfg.Members.Size():
 		return nil, fmt.Errorf("nodelink: node %d of %d", cfg.Members.Self, cfg.Members.Size())
 	}
@@ -96,6 +99,7 @@ func Start(cfg Config) (*Links, error) {
 			Index:   uint32(cfg.Members.Self),
 			Size:    uint32(cfg.Members.Size()),
 			Workers: uint32(cfg.Workers),
+			Worker:  uint32(cfg.Worker),
 			List:    cfg.Members.ListHash(),
 		},
 		sessions: make(map[int]*smux.Session),
