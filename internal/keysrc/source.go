@@ -62,6 +62,9 @@ func Parse(spec string) (Source, error) {
 		if !hasArg || arg == "" {
 			return bad("want %s:NAME", kind)
 		}
+		if len(arg) > MaxNameLen {
+			return bad("a name of %d bytes, over %d", len(arg), MaxNameLen)
+		}
 		if !validToken(arg) {
 			return bad("%q is not a valid name", arg)
 		}
@@ -79,6 +82,9 @@ func Parse(spec string) (Source, error) {
 	case kind == "http-query":
 		if !hasArg || arg == "" {
 			return bad("want http-query:NAME")
+		}
+		if len(arg) > MaxNameLen {
+			return bad("a name of %d bytes, over %d", len(arg), MaxNameLen)
 		}
 		return Source{Kind: HTTPQuery, Name: arg}, nil
 	case kind == "http-path":
@@ -105,6 +111,11 @@ func Parse(spec string) (Source, error) {
 	}
 	return bad("want frame, sni, client-ip[/N[,M]], http-header:NAME, http-cookie:NAME, http-path:N or http-query:NAME")
 }
+
+// MaxNameLen bounds the NAME of http-header, http-cookie and http-query:
+// no real header, cookie or parameter name comes near it, and it keeps
+// what a load generator or a test builds from it bounded.
+const MaxNameLen = 256
 
 // String returns the Source as Parse accepts it.
 func (s Source) String() string {

@@ -3,6 +3,7 @@ package keysrc
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -31,8 +32,14 @@ func TestParse(t *testing.T) {
 			}
 		}
 	}
+	for _, spec := range []string{"http-cookie:" + strings.Repeat("c", MaxNameLen), "http-query:" + strings.Repeat("q", MaxNameLen)} {
+		if _, err := Parse(spec); err != nil {
+			t.Errorf("a name of MaxNameLen bytes: %v", err)
+		}
+	}
 	for _, spec := range []string{"sni:x", "ip", "client-ip/33", "client-ip/24,129", "client-ip/x",
-		"http-header", "http-header:", "http-header:a b", "http-cookie:a;b", "http-path:0", "http-path:x", "http-query:", "HTTP-PATH:1"} {
+		"http-header", "http-header:", "http-header:a b", "http-cookie:a;b", "http-path:0", "http-path:x", "http-query:", "HTTP-PATH:1",
+		"http-header:" + strings.Repeat("h", MaxNameLen+1), "http-query:" + strings.Repeat("q", MaxNameLen+1)} {
 		if s, err := Parse(spec); !errors.Is(err, ErrSpec) {
 			t.Errorf("Parse(%q) = %+v, %v; want ErrSpec", spec, s, err)
 		}
