@@ -262,10 +262,6 @@ func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int)
 		return
 	}
 	f.Close()
-	if m.TLS {
-		r.arriveTLS(peer, l, seq, m, nc)
-		return
-	}
 	var (
 		hdr    *frame.StreamHeader
 		hdrLen int
@@ -375,13 +371,24 @@ func (r *routed) openArrival(gc gnet.Conn, a *arrival, short bool) ([]byte, gnet
 		}
 	}
 	if short || r.full() {
-		return r.refuseBusy(gc, false)
+		return r.refuseBusy(gc, a.m.TLS)
 	}
 	pc := r.pool.Get().(*pconn)
 	pc.gen++
 	gc.SetContext(pc)
 	r.hold() // the gnet connection, until OnClose
 	r.socks.Add(1)
+	if a.m.TLS {
+		// Routed before its handshake: this worker terminates TLS, from
+		// the ClientHello the sender read (tls_fed_loop.go).
+		pc.tls = true
+		st := tlsStart{prefix: a.m.Early, routed: true, key: a.m.Key, via: a.via}
+		if a.m.Client.IsValid() {
+			pc.client, pc.local = a.m.Client, a.m.Local
+			st.remote, st.local = net.TCPAddrFromAddrPort(a.m.Client), net.TCPAddrFromAddrPort(a.m.Local)
+		}
+		return nil, r.feedTLS(gc, pc, st)
+	}
 	c := r.newConn(a.m.Key, a.m.Direct, a.via)
 	c.gc, c.remote, c.fwd, c.pre = gc, gc.RemoteAddr(), true, a.m.Early
 	if a.m.Client.IsValid() { // declared by a PROXY header

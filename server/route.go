@@ -445,9 +445,6 @@ func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if a, ok := gc.Context().(*arrival); ok {
 		return r.openArrival(gc, a, short)
 	}
-	if a, ok := gc.Context().(*tlsArrival); ok {
-		return r.openTLSArrival(gc, a)
-	}
 	r.lstats.accepted++
 	tlsLn := r.tlsConfig != nil && r.isTLS(gc)
 	if r.refuse {

@@ -10,7 +10,6 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/subordinate/subordinate/frame"
-	"github.com/subordinate/subordinate/internal/handoff"
 	"github.com/subordinate/subordinate/internal/keysrc"
 )
 
@@ -40,43 +39,16 @@ func (r *routed) terminateTLS(gc gnet.Conn, pc *pconn, key []byte) gnet.Action {
 	return r.feedTLS(gc, pc, s)
 }
 
-// arriveTLS takes a handed-off socket whose TLS this worker terminates
-// (frame.Handoff.TLS): acknowledged at once, since nothing has been read
-// from it or written to it, then served as terminateTLS does, on a
-// goroutine. It runs on the link's receiving goroutine.
-func (r *routed) arriveTLS(peer int, l *handoff.Link, seq uint32, m *frame.Handoff, nc net.Conn) {
-	ack(l, seq)
-	if nc.RemoteAddr() == nil { // reset on its way here
-		nc.Close()
-		return
-	}
-	if r.full() {
-		r.busy.Add(1)
-		r.logRefusal(nc.RemoteAddr(), "server busy")
-		_ = nc.SetWriteDeadline(time.Now().Add(r.writeTimeout))
-		_, _ = nc.Write(appendRefusal(nil, formAlert, "server busy", 0))
-		nc.Close()
-		return
-	}
-	r.keepAliveConn(nc)
-	r.socks.Add(1)
-	r.hold()
-	s := tlsStart{raw: nc, prefix: m.Early, routed: true, key: m.Key, via: peer}
-	if m.Client.IsValid() {
-		s.remote, s.local = net.TCPAddrFromAddrPort(m.Client), net.TCPAddrFromAddrPort(m.Local)
-	}
-	go r.serveTLS(s)
-}
-
-// tlsStart is a TLS connection for serveTLS to terminate.
+// tlsStart is a TLS connection for serveTLS to terminate. gnet keeps its
+// socket, and counts it, while the handshake runs (tls_fed_loop.go).
 type tlsStart struct {
-	// raw is the client's socket (as gnet can register it), counted in
-	// routed.socks.
-	raw net.Conn
-	// prefix are bytes already read off raw: they come first.
+	// fed is the connection, and its transport, that the loop feeds.
+	fed fedRef
+	// prefix are bytes read before the handshake started that belong to
+	// the TLS stream (a handed-off ClientHello): feedTLS gives them first.
 	prefix []byte
 	// remote and local are the addresses a PROXY header declared; nil:
-	// raw's.
+	// the socket's.
 	remote, local net.Addr
 	// routed: the connection was routed before its handshake to this
 	// shard, which owns key (nil: direct); via accepted it. Otherwise its
@@ -84,35 +56,18 @@ type tlsStart struct {
 	routed bool
 	key    []byte
 	via    int
-	// fed, when set, is the connection raw is the tlsFed of: gnet keeps
-	// the socket (acceptTLSFed, feedTLS), and the socket is counted by its gnet
-	// connection, not by serveTLS.
-	fed fedRef
 }
 
 // serveTLS handshakes, reads the key from the decrypted stream (unless
-// the connection was routed already) and routes. Handshake and key
-// together must finish within PreambleTimeout.
+// the connection was routed already) and routes, on the goroutine
+// feedTLS started. Handshake and key together must finish within
+// PreambleTimeout.
 func (r *routed) serveTLS(s tlsStart) {
 	defer r.release()
-	// counted: this goroutine holds raw's count in routed.socks, until a
-	// local Conn takes it over or raw is closed here.
-	counted := s.fed.f == nil
-	defer func() {
-		if counted {
-			r.socks.Add(-1)
-		}
-	}()
-	raw := s.raw
 	deadline := time.Now().Add(r.info.Config.PreambleTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	var pre *prefixReadConn
-	tr := newTLSTransport(raw)
-	if len(s.prefix) > 0 {
-		pre = &prefixReadConn{Conn: raw, prefix: s.prefix}
-		tr.nc = pre
-	}
+	tr := newTLSTransport(s.fed.f)
 	if s.remote != nil {
 		tr.remote, tr.local = s.remote, s.local
 	}
@@ -121,29 +76,13 @@ func (r *routed) serveTLS(s tlsStart) {
 		r.gstats.tls[tlsResult(err, ctx)].Add(1)
 		r.gstats.refused[refTLSHandshake].Add(1)
 		r.refusals.Info("TLS handshake failed", "err", handshakeReason(err, ctx), "remote", tr.remote)
-		_ = raw.Close()
+		_ = s.fed.f.Close()
 		return
 	}
 	r.gstats.tls[tlsOK].Add(1)
 	info := tlsInfo(tc.ConnectionState())
-	if pre != nil && len(pre.prefix) > 0 {
-		// The client sent more than its first flight before the
-		// server's answer: nothing a TLS client does.
-		r.logRefusal(tr.remote, "bad ClientHello: bytes past the client's first flight")
-		_ = tc.Close()
-		return
-	}
 	if s.routed {
-		a := &tlsArrival{tc: tc, tr: tr, key: s.key, info: info, via: s.via}
-		if s.fed.f != nil {
-			r.fedToLoop(s.fed, a)
-			return
-		}
-		if r.tlsToLoop(a, raw) {
-			counted = false
-		} else {
-			_ = tc.Close()
-		}
+		r.fedToLoop(s.fed, &tlsArrival{tc: tc, tr: tr, key: s.key, info: info, via: s.via})
 		return
 	}
 
@@ -159,14 +98,13 @@ func (r *routed) serveTLS(s tlsStart) {
 		return
 	}
 	if owner != r.info.Index {
-		if s.fed.f != nil {
-			// The relay reads and writes the socket on Go's poller.
-			if !r.fedDetach(s.fed, tr) {
-				_ = tc.Close()
-				return
-			}
-			counted = true
+		// The relay reads and writes the socket on Go's poller: it
+		// leaves gnet, and this goroutine counts it until the relay ends.
+		if !r.fedDetach(s.fed, tr) {
+			_ = tc.Close()
+			return
 		}
+		defer r.socks.Add(-1)
 		r.gstats.forwardedTLS.Add(1)
 		if r.links != nil {
 			r.spliceTLS(tc, key, owner, early, info) // --forward handoff
@@ -176,17 +114,8 @@ func (r *routed) serveTLS(s tlsStart) {
 		return
 	}
 	// A local connection goes back to the loop, where it is served with
-	// no goroutine (tls_loop.go); gnet counts the socket from then on.
-	a := &tlsArrival{tc: tc, tr: tr, key: key, early: early, info: info, via: r.info.Index}
-	if s.fed.f != nil {
-		r.fedToLoop(s.fed, a)
-		return
-	}
-	if r.tlsToLoop(a, raw) {
-		counted = false
-	} else {
-		_ = tc.Close()
-	}
+	// no goroutine (tls_loop.go).
+	r.fedToLoop(s.fed, &tlsArrival{tc: tc, tr: tr, key: key, early: early, info: info, via: r.info.Index})
 }
 
 // readTLSKey reads a TLS connection's key from its decrypted stream, as

@@ -21,23 +21,28 @@ func (r *routed) acceptTLSFed(gc gnet.Conn) ([]byte, gnet.Action) {
 	r.hold()       // the gnet connection, until OnClose
 	r.socks.Add(1) // until OnClose
 	r.hold()       // the handshake's goroutine, until it ends
-	go r.serveTLS(tlsStart{raw: pc.fed, fed: fedRef{f: pc.fed, gc: gc, pc: pc, gen: pc.gen}})
+	go r.serveTLS(tlsStart{fed: fedRef{f: pc.fed, gc: gc, pc: pc, gen: pc.gen}})
 	return nil, gnet.None
 }
 
 // feedTLS starts the handshake of pc, a connection of a tls:// listener
 // whose first bytes (a PROXY header, a ClientHello read for its server
-// name) were read on the loop, as acceptTLSFed does: what gnet holds
-// unread is the start of the TLS stream. pc's preamble timer is stopped
+// name) were read on the loop, or a socket handed off to this worker
+// with the ClientHello another worker read (s.prefix), as acceptTLSFed
+// does: s.prefix, then what gnet holds unread, start the TLS stream. pc's preamble timer is stopped
 // already; the handshake has its own deadline.
 func (r *routed) feedTLS(gc gnet.Conn, pc *pconn, s tlsStart) gnet.Action {
 	f := newTLSFed(gc)
+	if len(s.prefix) > 0 { // read by the worker that handed the socket off
+		f.push(s.prefix)
+		s.prefix = nil
+	}
 	if gc.InboundBuffered() > 0 {
 		b, _ := gc.Next(-1)
 		f.push(b)
 	}
 	pc.fed = f
-	s.raw, s.fed = f, fedRef{f: f, gc: gc, pc: pc, gen: pc.gen}
+	s.fed = fedRef{f: f, gc: gc, pc: pc, gen: pc.gen}
 	r.hold() // the handshake's goroutine, until it ends
 	go r.serveTLS(s)
 	return gnet.None
@@ -85,7 +90,8 @@ func (r *routed) fedToLoop(ref fedRef, a *tlsArrival) {
 		ref.pc.fed = nil
 		a.tr.onLoop(ref.gc)
 		if r.refuse || r.stopping {
-			// As in openTLSArrival: the shard stops, the Conn does not open.
+			// The shard stops (or drains refusing): as a Conn opened now
+			// would be, the connection is closed before its handler sees it.
 			_ = a.tc.CloseWrite()
 			_ = ref.gc.Close()
 			return

@@ -1,11 +1,9 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"io"
-	"net"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -166,8 +164,7 @@ func (r *routed) tlsReceive(c *Conn, always bool) {
 }
 
 // tlsArrival is a local TLS connection on its way back into the loop
-// after its handshake and preamble: gnet gives it back as the context
-// of the new connection, in OnOpen (openTLSArrival).
+// after its handshake and preamble (fedToLoop).
 type tlsArrival struct {
 	tc    *tls.Conn
 	tr    *tlsTransport
@@ -175,56 +172,6 @@ type tlsArrival struct {
 	early []byte // decrypted bytes read past the preamble
 	info  *TLSInfo
 	via   int // the shard that accepted it (another: it was handed off)
-}
-
-// tlsToLoop gives the socket raw of a local TLS connection whose preamble
-// is read back to gnet (as arrive does with a handed-off socket), from the
-// handshake's goroutine, which must not use raw or tc again. gnet
-// registers a duplicate of the socket and closes raw after OnOpen. It
-// reports false when gnet would not take it: the caller still owns tc.
-func (r *routed) tlsToLoop(a *tlsArrival, raw net.Conn) bool {
-	r.hold() // until gnet says how the registration went
-	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), a), raw)
-	res, err := r.eng.Gnet().Register(ctx)
-	if err != nil {
-		r.log.Warn("cannot give a TLS connection back to the loop", "err", err)
-		r.release()
-		return false
-	}
-	// gnet's duplicate is counted from OnOpen, as a gnet connection.
-	r.socks.Add(-1)
-	// This goroutine waits for the result itself: it ends with it.
-	defer r.release()
-	select {
-	case res := <-res:
-		if res.Err != nil {
-			r.log.Warn("cannot give a TLS connection back to the loop", "err", res.Err)
-		}
-	case <-r.stopped:
-		adoption{res: res, nc: raw}.abandon() // gnet stopped before it registered the socket
-	}
-	return true
-}
-
-// openTLSArrival opens a local TLS connection back on the loop, in OnOpen:
-// the transport switches to gc, and what crypto/tls had buffered is
-// decrypted for the handler (open). It was counted in when it was
-// accepted: it is not refused for the worker's limits now, only when the
-// shard stops.
-func (r *routed) openTLSArrival(gc gnet.Conn, a *tlsArrival) ([]byte, gnet.Action) {
-	a.tr.onLoop(gc)
-	if r.refuse || r.stopping {
-		// The shard stops (or drains refusing): as a Conn opened now
-		// would be, the connection is closed before its handler sees it.
-		_ = a.tc.CloseWrite()
-		return nil, gnet.Close
-	}
-	pc := r.pool.Get().(*pconn)
-	pc.gen++
-	gc.SetContext(pc)
-	r.hold() // the gnet connection, until OnClose
-	r.socks.Add(1)
-	return nil, r.openTLSConn(gc, pc, a)
 }
 
 // openTLSConn opens the local Conn of a TLS connection back on the loop,

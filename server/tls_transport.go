@@ -8,17 +8,19 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// tlsTransport is what a local TLS connection's tls.Conn reads and writes:
-// first the socket as a net.Conn of Go's runtime poller (the handshake and
-// the preamble, on a goroutine: crypto/tls makes handshake errors sticky,
-// so a handshake cannot run dry and resume), then, once the socket is back
-// in gnet, the gnet connection, on the event loop (onLoop). On the loop,
-// Read hands over what gnet has read and otherwise returns errWouldBlock,
-// an error whose Temporary() is true: crypto/tls does not record such an
-// error (conn.go, readRecordOrCCS) and keeps a partial record in its own
-// buffer, so the next Read, in the next OnTraffic, goes on from there.
-// Write appends to gnet's outbound buffer. The transport buffers nothing
-// itself, so nothing read before the switch is lost: crypto/tls holds it.
+// tlsTransport is what a TLS connection's tls.Conn reads and writes:
+// first a tlsFed, which the loop feeds (the handshake and the preamble,
+// on a goroutine: crypto/tls makes handshake errors sticky, so a
+// handshake cannot run dry and resume), then the gnet connection itself,
+// on the event loop (onLoop), with what the goroutine left unread first
+// (pending). On the loop, Read hands over what gnet has read and
+// otherwise returns errWouldBlock, an error whose Temporary() is true:
+// crypto/tls does not record such an error (conn.go, readRecordOrCCS) and
+// keeps a partial record in its own buffer, so the next Read, in the next
+// OnTraffic, goes on from there. Write appends to gnet's outbound buffer.
+// Off the loop again (a relay, a hijack, a Conn living on after the
+// client's FIN), it is a duplicate of the socket on Go's runtime poller
+// (offLoop).
 type tlsTransport struct {
 	nc net.Conn  // before onLoop
 	gc gnet.Conn // after onLoop; loop only
