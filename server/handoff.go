@@ -8,20 +8,15 @@ import (
 	"io"
 	"net"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/subordinate/subordinate/frame"
+	"github.com/subordinate/subordinate/internal/gnetx"
 	"github.com/subordinate/subordinate/internal/handoff"
 )
-
-// adoptionQueue bounds the hand-offs a worker has received and given to
-// gnet but whose registration it has not heard back about; past it, the
-// receivers stop reading their links and the senders' sockets fill.
-const adoptionQueue = 4096
 
 // handOff sends the socket of gc, with its key and the bytes read past
 // the preamble, to the owner over their hand-off link, on the loop, and
@@ -189,8 +184,8 @@ func (r *routed) handoffForm(msg []byte) refusalForm {
 	return r.form(err == nil && m.TLS)
 }
 
-// arrival is a handed-off socket on its way into the loop: gnet gives it
-// back as the context of the new connection, in OnOpen.
+// arrival is a handed-off socket on its way into the loop: it is the
+// context of the new gnet connection in OnOpen.
 type arrival struct {
 	m      *frame.Handoff
 	via    int
@@ -198,15 +193,6 @@ type arrival struct {
 	seq    uint32
 	hdr    *frame.StreamHeader // a stream hand-off's header (m.Stream)
 	hdrLen int                 // its length, still on the socket until OnOpen
-}
-
-// adoption is one socket given to gnet, whose result is awaited.
-type adoption struct {
-	res  <-chan gnet.RegisteredResult
-	nc   net.Conn
-	via  int
-	link *handoff.Link // acknowledged once gnet has answered
-	seq  uint32
 }
 
 // ack tells the peer that sent a hand-off that this worker is done with
@@ -218,20 +204,10 @@ func ack(l *handoff.Link, seq uint32) {
 	}
 }
 
-// abandon ends the connection of an adoption gnet will not finish (the
-// loop stopped first): gnet's goroutine holds a duplicate of the socket
-// and waits for ever, so the socket itself is shut down.
-func (a adoption) abandon() {
-	ack(a.link, a.seq)
-	if sc, ok := a.nc.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			_ = rc.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
-		}
-	}
-}
-
-// arrive checks a hand-off message and gives its socket to gnet, which
-// registers it with the loop and calls OnOpen (openArrival).
+// arrive checks a hand-off message and queues its socket for the loop,
+// which adopts it as if it had accepted it (adopt.go) and opens it
+// (openArrival). It runs on the link's receiving goroutine; fd is its
+// own until the loop adopts it.
 func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int) {
 	m, err := frame.ParseHandoff(b, r.info.Config.MaxKey)
 	if err == nil && !r.owns(m.Key, m.Shard) {
@@ -240,8 +216,7 @@ func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int)
 	if err != nil {
 		r.log.Error("refused a hand-off", "peer", peer, "err", err)
 		r.gstats.refused[refInternal].Add(1)
-		replyFD(fd, appendRefusal(nil, r.form(m != nil && m.TLS), "internal error", 0))
-		unix.Close(fd)
+		r.refuseArrival(fd, l, seq, r.form(m != nil && m.TLS), "internal error")
 		return
 	}
 	// The message lives in the link's buffer: keep a copy.
@@ -252,104 +227,47 @@ func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int)
 	if m.Early != nil {
 		m.Early = own[len(own)-len(m.Early):]
 	}
-	f := os.NewFile(uintptr(fd), "client")
-	nc, err := net.FileConn(f)
-	if err != nil {
-		r.log.Warn("cannot adopt a handed-off connection", "peer", peer, "err", err)
-		r.gstats.refused[refBusy].Add(1)
-		replyFD(fd, appendRefusal(nil, r.form(m.TLS), "server busy", 0))
-		f.Close()
-		return
-	}
-	f.Close()
-	var (
-		hdr    *frame.StreamHeader
-		hdrLen int
-	)
+	a := &arrival{m: m, via: peer, link: l, seq: seq}
 	if m.Stream {
 		// The sender relays a connection it terminated (TLS) through
 		// this socketpair: its stream header comes first.
-		if hdr, hdrLen, err = r.streamHeaderOf(nc, m); err != nil {
+		if a.hdr, a.hdrLen, err = r.streamHeaderOf(fd, m); err != nil {
 			r.log.Error("refused a hand-off", "peer", peer, "err", err)
 			r.gstats.refused[refInternal].Add(1)
-			nc.Close()
+			unix.Close(fd)
 			ack(l, seq)
 			return
 		}
-	} else {
-		r.keepAliveConn(nc)
 	}
-	if nc.RemoteAddr() == nil {
-		// The client reset the connection on its way here (getpeername
-		// failed): nothing to serve, and gnet's Register would panic on
-		// the missing address and leak its duplicate descriptor.
+	s, err := gnetx.Inspect(fd)
+	if errors.Is(err, gnetx.ErrNotConnected) {
+		// The client reset the connection on its way here: nothing to
+		// serve.
 		r.log.Debug("a handed-off connection was reset before it arrived", "peer", peer)
-		nc.Close()
+		unix.Close(fd)
 		ack(l, seq)
 		return
 	}
-	r.hold() // until gnet says how the registration went
-	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), &arrival{m: m, via: peer, link: l, seq: seq, hdr: hdr, hdrLen: hdrLen}), nc)
-	res, err := r.eng.Gnet().Register(ctx)
 	if err != nil {
 		r.log.Warn("cannot adopt a handed-off connection", "peer", peer, "err", err)
 		r.gstats.refused[refBusy].Add(1)
-		r.replyError(nc, "server busy")
-		r.release()
+		r.refuseArrival(fd, l, seq, r.form(m.TLS), "server busy")
 		return
 	}
-	a := adoption{res: res, nc: nc, via: peer, link: l, seq: seq}
-	select {
-	case <-r.stopped:
-		a.abandon()
-		return
-	default:
-	}
-	select {
-	case r.adoptions <- a:
-	case <-r.stopped:
-		a.abandon()
-	}
+	r.adopt(s, a)
 }
 
-// awaitAdoptions hears how each registration went: gnet has called
-// OnOpen by then, or closed the socket. It runs on its own goroutine
-// until Serve returns.
-func (r *routed) awaitAdoptions() {
-	for {
-		var a adoption
-		select {
-		case a = <-r.adoptions:
-		case <-r.stopped:
-			r.abandonAdoptions()
-			return
-		}
-		select {
-		case res := <-a.res:
-			if res.Err != nil {
-				r.log.Warn("cannot adopt a handed-off connection", "peer", a.via, "err", res.Err)
-				ack(a.link, a.seq) // OnOpen did not run, and will not
-			}
-			r.release()
-		case <-r.stopped:
-			a.abandon() // gnet stopped before it registered the socket
-			r.abandonAdoptions()
-			return
-		}
-	}
-}
-
-// abandonAdoptions ends the connections still queued for gnet when the
-// shard stops.
-func (r *routed) abandonAdoptions() {
-	for {
-		select {
-		case a := <-r.adoptions:
-			a.abandon()
-		default:
-			return
-		}
-	}
+// refuseArrival answers the client of a hand-off this worker will not
+// open with reason, on a goroutine of its own (replyFD lingers), and lets
+// the sender forget it.
+func (r *routed) refuseArrival(fd int, l *handoff.Link, seq uint32, form refusalForm, reason string) {
+	ack(l, seq)
+	r.hold()
+	go func() {
+		defer r.release()
+		replyFD(fd, appendRefusal(nil, form, reason, 0))
+		unix.Close(fd)
+	}()
 }
 
 // openArrival opens a handed-off socket on the loop: from now on it is a
@@ -402,47 +320,40 @@ func (r *routed) openArrival(gc gnet.Conn, a *arrival, short bool) ([]byte, gnet
 }
 
 // streamHeaderOf reads, without consuming it, the stream header a stream
-// hand-off's socketpair starts with (the sender wrote it before it sent
-// the socket; PreambleTimeout bounds the wait all the same), checks it
-// names the hand-off's key, and returns it with its length. Nothing is
+// hand-off's socketpair fd starts with (the sender wrote it before it
+// sent the socket; PreambleTimeout bounds the wait all the same), checks
+// it names the hand-off's key, and returns it with its length. Nothing is
 // taken from the socket until the hand-off is acknowledged, in OnOpen
 // (skipStreamHeader): if this worker dies first, its successor gets the
 // socket as it came.
-func (r *routed) streamHeaderOf(nc net.Conn, m *frame.Handoff) (*frame.StreamHeader, int, error) {
+func (r *routed) streamHeaderOf(fd int, m *frame.Handoff) (*frame.StreamHeader, int, error) {
 	lim := frame.HeaderLimits{MaxKey: r.info.Config.MaxKey}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil, 0, fmt.Errorf("stream hand-off: %T has no descriptor", nc)
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil, 0, fmt.Errorf("stream hand-off: %w", err)
-	}
-	_ = nc.SetReadDeadline(time.Now().Add(r.info.Config.PreambleTimeout))
-	defer nc.SetReadDeadline(time.Time{})
+	deadline := time.Now().Add(r.info.Config.PreambleTimeout)
 	// The prefix first, then a buffer of the header's own length.
 	buf := make([]byte, frame.StreamHeaderPrefix)
-	want, have, sized := frame.StreamHeaderPrefix, 0, false
-	var perr error
-	for have < want {
-		if err := rc.Read(func(fd uintptr) bool {
-			have, _, perr = unix.Recvfrom(int(fd), buf, unix.MSG_PEEK)
-			if perr == nil && have == 0 {
-				perr = io.ErrUnexpectedEOF
-			}
-			return !errors.Is(perr, unix.EAGAIN) && (perr != nil || have >= want)
-		}); err != nil {
-			return nil, 0, fmt.Errorf("stream hand-off: %w", err)
-		}
-		if perr != nil {
-			return nil, 0, fmt.Errorf("stream hand-off: %w", perr)
-		}
-		if !sized {
-			if want, err = frame.StreamHeaderLen(buf, lim); err != nil {
+	want, sized := frame.StreamHeaderPrefix, false
+	for {
+		have, _, err := unix.Recvfrom(fd, buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) || (err == nil && have > 0 && have < want):
+			// Nothing yet, or part of it (poll would not wait for
+			// more of what a peek leaves in place).
+			if err := waitMore(fd, deadline, have > 0); err != nil {
 				return nil, 0, fmt.Errorf("stream hand-off: %w", err)
 			}
-			buf, have, sized = make([]byte, want), 0, true
+			continue
+		case err != nil:
+			return nil, 0, fmt.Errorf("stream hand-off: %w", err)
+		case have == 0:
+			return nil, 0, fmt.Errorf("stream hand-off: %w", io.ErrUnexpectedEOF)
 		}
+		if sized {
+			break
+		}
+		if want, err = frame.StreamHeaderLen(buf, lim); err != nil {
+			return nil, 0, fmt.Errorf("stream hand-off: %w", err)
+		}
+		buf, sized = make([]byte, want), true
 	}
 	hdr, err := frame.ReadStreamHeader(bytes.NewReader(buf[:want]), lim)
 	if err != nil {
@@ -452,6 +363,24 @@ func (r *routed) streamHeaderOf(nc net.Conn, m *frame.Handoff) (*frame.StreamHea
 		return nil, 0, errors.New("stream hand-off: the stream header names another key")
 	}
 	return hdr, want, nil
+}
+
+// waitMore waits until fd has something to read (some: until more may
+// have come), or deadline.
+func waitMore(fd int, deadline time.Time, some bool) error {
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	if some {
+		time.Sleep(min(wait, time.Millisecond))
+		return nil
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if _, err := unix.Poll(pfd, int(wait/time.Millisecond)+1); err != nil && !errors.Is(err, unix.EINTR) {
+		return fmt.Errorf("poll: %w", err)
+	}
+	return nil
 }
 
 // skipStreamHeader takes the stream header of an acknowledged stream

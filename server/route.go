@@ -103,9 +103,9 @@ type routed struct {
 	// (fdguard.go).
 	fds fdGuard
 
-	// adoptions are the hand-offs being registered with gnet, waiting
-	// for their result (handoff.go).
-	adoptions chan adoption
+	// adoptions are the handed-off sockets queued for the loop
+	// (adopt.go).
+	adoptions *adoptions
 
 	// lstats are the loop's counters (loop only), gstats those kept off
 	// the loop too (atomics): stats.go.
@@ -218,7 +218,7 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 	r.mesh.OnDown(r.meshDown)
 	if info.Config.Forward == ForwardHandoff {
 		r.links = handoff.NewLinks(info.Count)
-		r.adoptions = make(chan adoption, adoptionQueue)
+		r.adoptions = newAdoptions()
 	}
 	r.offLoop = make(map[*Conn]struct{})
 	r.pool.New = r.newPconn
@@ -300,7 +300,7 @@ func (r *routed) Serve(ready func()) error {
 	defer r.mesh.Close()
 	if r.links != nil {
 		defer r.links.Close()
-		go r.awaitAdoptions()
+		defer r.abandonAdoptions() // the loop has stopped
 	}
 	for peer, l := range r.info.Peers {
 		r.SetPeer(peer, l)

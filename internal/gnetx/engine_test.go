@@ -35,6 +35,8 @@ type echo struct {
 	opened    int
 	closed    int
 	boot      gnet.Action
+	ctxs      []any    // Context of each connection in OnOpen
+	remotes   []string // RemoteAddr of each connection in OnOpen
 }
 
 func (h *echo) OnBoot(gnet.Engine) gnet.Action { return h.boot }
@@ -45,6 +47,10 @@ func (h *echo) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	h.opened++
 	h.goids[goid()] = true
 	h.listeners = append(h.listeners, h.e.Listener(c))
+	h.ctxs = append(h.ctxs, c.Context())
+	if a := c.RemoteAddr(); a != nil {
+		h.remotes = append(h.remotes, a.String())
+	}
 	if a, err := h.e.LocalAddr(c); err == nil {
 		h.locals = append(h.locals, a.String())
 	}
