@@ -193,6 +193,13 @@ func startSub(workers int, forward string) func(e *env, addr string) (*server, e
 			w = e.cfg.Workers
 		}
 		flags := []string{"--workers", strconv.Itoa(w), "--handler", "echo", "--frame", "line"}
+		if e.cfg.Idle > 0 {
+			// The default limit is half the descriptor limit, less a
+			// reserve: with a limit of 20 000, one worker would refuse
+			// the last of 10 000 idle connections. The descriptor guard
+			// still protects the worker.
+			flags = append(flags, "--max-conns", strconv.Itoa(2*e.cfg.Idle))
+		}
 		name := "sub" + strconv.Itoa(w)
 		if forward != "" {
 			flags = append(flags, "--forward", forward)
