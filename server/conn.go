@@ -45,6 +45,11 @@ type Conn struct {
 	local   net.Addr
 	tls     *TLSInfo
 	ctx     any
+	// h, when set, serves this Conn instead of the shard's handler: the
+	// two sides of a forwarded TLS connection on the worker that
+	// accepted it (splice, tls_splice.go), which are no Conns of the
+	// handler's and are not counted as its connections.
+	h Handler
 
 	gc  gnet.Conn // local backend; nil once detached or for a stream
 	pre []byte    // local backend: bytes read before gnet had the socket
@@ -251,7 +256,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return c.tl.write(c, p)
 	case c.gc != nil:
 		n, err := c.gc.Write(p)
-		c.rt.lstats.bytesOut += uint64(n)
+		c.counted(0, n)
 		if err != nil {
 			return n, err
 		}

@@ -8,7 +8,9 @@ func (r *routed) closed(c *Conn, err error) {
 	c.closed = true
 	delete(r.offLoop, c)
 	delete(r.idleConns, c)
-	r.conns--
+	if c.h == nil {
+		r.conns--
+	}
 	r.countHijacked(c)
 	r.callClose(c, err)
 	r.unsock(c)
@@ -21,7 +23,9 @@ func (r *routed) drop(c *Conn) {
 	delete(r.offLoop, c)
 	delete(r.idleConns, c)
 	r.unsock(c)
-	r.conns--
+	if c.h == nil {
+		r.conns--
+	}
 	r.release()
 }
 

@@ -31,8 +31,9 @@ func (e *panicError) Unwrap() error { return ErrHandlerPanic }
 // closed at once, and its OnClose follows with an error that wraps
 // ErrHandlerPanic. It reports whether m returned normally.
 func (r *routed) call(c *Conn, method string, m func(Handler, *Conn)) (ok bool) {
+	h := r.handlerOf(c)
 	if r.crashOnPanic {
-		m(r.handler, c)
+		m(h, c)
 		return true
 	}
 	defer func() {
@@ -41,15 +42,16 @@ func (r *routed) call(c *Conn, method string, m func(Handler, *Conn)) (ok bool) 
 			r.connPanicked(c, method, v)
 		}
 	}()
-	m(r.handler, c)
+	m(h, c)
 	return true
 }
 
 // callClose runs OnClose for c, recovering a panic as call does; c is
 // closed already, so nothing more is done to it.
 func (r *routed) callClose(c *Conn, err error) {
+	h := r.handlerOf(c)
 	if r.crashOnPanic {
-		r.handler.OnClose(c, err)
+		h.OnClose(c, err)
 		return
 	}
 	defer func() {
@@ -57,7 +59,15 @@ func (r *routed) callClose(c *Conn, err error) {
 			r.connPanicked(c, "OnClose", v)
 		}
 	}()
-	r.handler.OnClose(c, err)
+	h.OnClose(c, err)
+}
+
+// handlerOf returns the Handler of c: its own (Conn.h), or the shard's.
+func (r *routed) handlerOf(c *Conn) Handler {
+	if c.h != nil {
+		return c.h
+	}
+	return r.handler
 }
 
 // connPanicked logs and counts a panic of the handler on c, and closes c

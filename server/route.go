@@ -442,8 +442,11 @@ func (r *routed) OnTick() (time.Duration, gnet.Action) { return time.Hour, gnet.
 // another worker handed off.
 func (r *routed) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	short := r.checkFDs()
-	if a, ok := gc.Context().(*arrival); ok {
+	switch a := gc.Context().(type) {
+	case *arrival:
 		return r.openArrival(gc, a, short)
+	case *spliceEnd:
+		return r.openSpliceEnd(gc, a)
 	}
 	r.lstats.accepted++
 	tlsLn := r.tlsConfig != nil && r.isTLS(gc)

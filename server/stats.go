@@ -289,6 +289,9 @@ func heapBytes() uint64 {
 // countOpen counts a Conn given to the handler, and the bytes it has
 // buffered already (read past the preamble), on the loop.
 func (r *routed) countOpen(c *Conn) {
+	if c.h != nil {
+		return // a side of a forwarded TLS connection (splice)
+	}
 	how := howLocal
 	switch {
 	case c.relayed:
@@ -316,9 +319,18 @@ func (r *routed) countOpen(c *Conn) {
 func (r *routed) countIn(c *Conn) {
 	n := c.gc.InboundBuffered()
 	if n > c.inSeen {
-		r.lstats.bytesIn += uint64(n - c.inSeen)
+		c.counted(n-c.inSeen, 0)
 	}
 	c.inSeen = n
+}
+
+// counted adds bytes in and out of c to the shard's totals, on the loop:
+// the bytes of the handler's Conns, not those of a splice's sides.
+func (c *Conn) counted(in, out int) {
+	if c.h == nil {
+		c.rt.lstats.bytesIn += uint64(in)
+		c.rt.lstats.bytesOut += uint64(out)
+	}
 }
 
 // consumed lowers inSeen by n bytes the handler took from gnet's buffer.

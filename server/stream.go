@@ -106,7 +106,7 @@ func (s *stream) deliver(p []byte) {
 		s.head = 0
 	}
 	s.in = append(s.in, p...)
-	c.rt.lstats.bytesIn += uint64(len(p))
+	c.counted(len(p), 0)
 	s.dataReady()
 }
 
@@ -183,7 +183,7 @@ func (s *stream) readEnd(err error) {
 // write queues p, from the handler, for the writer goroutine.
 func (s *stream) write(p []byte) (int, error) {
 	n, err := s.enqueue(p)
-	s.c.rt.lstats.bytesOut += uint64(n) // write runs on the loop
+	s.c.counted(0, n) // write runs on the loop
 	return n, err
 }
 

@@ -98,19 +98,19 @@ func (r *routed) serveTLS(s tlsStart) {
 		return
 	}
 	if owner != r.info.Index {
-		// The relay reads and writes the socket on Go's poller: it
+		r.gstats.forwardedTLS.Add(1)
+		if r.links != nil { // --forward handoff
+			r.spliceTLS(s.fed, tc, tr, key, owner, early, info)
+			return
+		}
+		// The mesh relay reads and writes the socket on Go's poller: it
 		// leaves gnet, and this goroutine counts it until the relay ends.
 		if !r.fedDetach(s.fed, tr) {
 			_ = tc.Close()
 			return
 		}
 		defer r.socks.Add(-1)
-		r.gstats.forwardedTLS.Add(1)
-		if r.links != nil {
-			r.spliceTLS(tc, key, owner, early, info) // --forward handoff
-		} else {
-			r.forwardConn(tc, key, owner, early, info)
-		}
+		r.forwardConn(tc, key, owner, early, info)
 		return
 	}
 	// A local connection goes back to the loop, where it is served with

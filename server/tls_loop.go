@@ -101,7 +101,7 @@ func (t *tlsLoop) write(c *Conn, p []byte) (int, error) {
 		return 0, ErrConnClosed
 	}
 	n, err := t.tc.Write(p)
-	c.rt.lstats.bytesOut += uint64(n)
+	c.counted(0, n)
 	if err != nil {
 		c.abort(err)
 		return n, err
@@ -144,7 +144,7 @@ func (r *routed) tlsReceive(c *Conn, always bool) {
 	}
 	n, err := t.fill(r.tlsScratch)
 	defer t.settle()
-	r.lstats.bytesIn += uint64(n)
+	c.counted(n, 0)
 	if t.buffered() > 0 && (n > 0 || always) {
 		r.call(c, "OnData", Handler.OnData)
 	}

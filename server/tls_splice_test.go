@@ -2,7 +2,9 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"testing"
 )
@@ -59,4 +61,61 @@ func TestTLSSplice(t *testing.T) {
 		t.Fatalf("after the half-close: %q", rest)
 	}
 	hs.h[1].waitCounts(t, "the owner's OnClose", func(opens, closes int) bool { return closes == opens && opens >= 1 })
+}
+
+// TestTLSSpliceOnLoop: forwarded TLS connections hold no goroutine on
+// either worker (the accepting worker serves both sides of the splice on
+// its loop, the owner its end of the pair), are not counted as the
+// accepting worker's Conns, pass on an owner's close as the client's EOF,
+// and leave no socket behind once their clients are gone.
+func TestTLSSpliceOnLoop(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t, ForwardHandoff, nil)
+	hs.enableTLS()
+	hs.h[1].data = func(c *Conn) {
+		b, _ := c.Next(-1)
+		_, _ = c.Write(b)
+		if bytes.Contains(b, []byte("bye")) {
+			_ = c.Close()
+		}
+	}
+	hs.startBoth()
+	first := hs.dialTLS(t, hs.ownTLS[0], keyFor(1, "splice-loop", 0), nil)
+	first.readInfo(t)
+	first.echo(t, "warm\n")
+	waitFor(t, "the handshake goroutine to end", func() bool { return offLoopConns(t, hs, 0) == 0 })
+	base := serverGoroutines()
+	const n = 20
+	clients := []*client{first}
+	for i := range n {
+		c := hs.dialTLS(t, hs.ownTLS[0], keyFor(1, "splice-loop", i+1), nil)
+		if in := c.readInfo(t); in["via"] != "0" || in["shard"] != "1" {
+			t.Fatalf("info %v: want shard 1 via 0", in)
+		}
+		c.echo(t, fmt.Sprintf("conn %d\n", i))
+		clients = append(clients, c)
+	}
+	waitFor(t, fmt.Sprintf("no more than %d server goroutines with %d forwarded TLS connections (%d)", base, n+1, serverGoroutines()),
+		func() bool { return serverGoroutines() <= base })
+	st := hs.rt[0].stats(context.Background())
+	if st.Active != 0 || st.Sockets != 2*(n+1) {
+		t.Errorf("accepting worker: %d active Conns and %d sockets, want 0 and %d (client and pair per connection)", st.Active, st.Sockets, 2*(n+1))
+	}
+
+	// The owner closes: the client reads the reply, then the end.
+	clients[1].echo(t, "bye\n")
+	if rest := clients[1].readAll(t); len(rest) > 0 {
+		t.Fatalf("after the owner closed: %q", rest)
+	}
+	for _, c := range clients {
+		_ = c.Close()
+	}
+	waitFor(t, "no socket left on the accepting worker", func() bool {
+		st := hs.rt[0].stats(context.Background())
+		return st.Sockets == 0 && st.Active == 0
+	})
+	hs.h[1].waitCounts(t, "the owner's OnClose", func(opens, closes int) bool { return opens == n+1 && closes == opens })
+	if opens, _ := hs.h[0].counts(); opens != 0 {
+		t.Errorf("the accepting worker's handler saw %d Conns, want none", opens)
+	}
 }
