@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 )
 
 // TestTLSSplice: with --forward handoff, a TLS connection accepted by a
@@ -118,4 +119,31 @@ func TestTLSSpliceOnLoop(t *testing.T) {
 	if opens, _ := hs.h[0].counts(); opens != 0 {
 		t.Errorf("the accepting worker's handler saw %d Conns, want none", opens)
 	}
+}
+
+// TestTLSSpliceOwnerUnavailable: a TLS connection whose owner never comes
+// up gets "-ERR shard 1 unavailable" inside TLS once OwnerWait has passed
+// (the hand-off's refusal goes into the pair and through the splice), then
+// the end; the accepting worker serves its own keys and keeps no socket.
+func TestTLSSpliceOwnerUnavailable(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t, ForwardHandoff, func(c *Config) { c.OwnerWait = 20 * time.Millisecond })
+	hs.enableTLS()
+	hs.start(0, false)
+	for i := range 3 {
+		c := hs.dialTLS(t, hs.ownTLS[0], keyFor(1, "orphan-tls", i), nil)
+		if got := string(c.readAll(t)); got != "-ERR shard 1 unavailable\n" {
+			t.Errorf("connection %d: got %q, want the -ERR line and the end", i, got)
+		}
+		_ = c.Close()
+	}
+	c := hs.dialTLS(t, hs.ownTLS[0], keyFor(0, "mine-tls", 0), nil)
+	c.readInfo(t)
+	c.echo(t, "still served\n")
+	_ = c.Close()
+	waitFor(t, "no socket left on the accepting worker", func() bool {
+		return hs.rt[0].stats(context.Background()).Sockets == 0
+	})
+	hs.stop(0)
+	hs.h[0].checkBalanced(t)
 }
