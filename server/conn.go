@@ -47,7 +47,7 @@ type Conn struct {
 	ctx     any
 	// h, when set, serves this Conn instead of the shard's handler: the
 	// two sides of a forwarded TLS connection on the worker that
-	// accepted it (splice, tls_splice.go), which are no Conns of the
+	// accepted it (spliceHandler, tls_splice.go), which are no Conns of the
 	// handler's and are not counted as its connections.
 	h Handler
 

@@ -117,7 +117,7 @@ func (r *routed) splice(ref fedRef, tc *tls.Conn, tr *tlsTransport, key []byte, 
 	// The header first: the owner reads it before it opens its end. A
 	// fresh pair's buffer takes it and the early bytes at once.
 	_, _ = end.c.Write(append(head, rest...))
-	c := &Conn{rt: r, key: key, direct: key == nil, via: r.info.Index, h: splice{}, ctx: end.c}
+	c := &Conn{rt: r, key: key, direct: key == nil, via: r.info.Index, h: spliceHandler{}, ctx: end.c}
 	c.gc, c.remote, c.local, c.tls = ref.gc, tr.remote, tr.local, info
 	c.tl = &tlsLoop{tc: tc, tr: tr}
 	tr.wrote = c.unsent.wrote
@@ -194,7 +194,7 @@ func (r *routed) openSpliceEnd(gc gnet.Conn, e *spliceEnd) ([]byte, gnet.Action)
 	gc.SetContext(pc)
 	r.hold()       // the gnet connection, until OnClose
 	r.socks.Add(1) // until OnClose
-	c := &Conn{rt: r, key: e.key, direct: e.key == nil, via: r.info.Index, h: splice{}}
+	c := &Conn{rt: r, key: e.key, direct: e.key == nil, via: r.info.Index, h: spliceHandler{}}
 	c.gc, c.remote = gc, gc.RemoteAddr()
 	r.hold() // the Conn, until closed
 	pc.conn = c
@@ -202,17 +202,19 @@ func (r *routed) openSpliceEnd(gc gnet.Conn, e *spliceEnd) ([]byte, gnet.Action)
 	return nil, r.openLocal(pc, c)
 }
 
-// splice is the Handler of both sides of a forwarded TLS connection on
+// spliceHandler is the Handler of both sides of a forwarded TLS connection on
 // the worker that accepted it: the client's TLS Conn and this worker's
 // end of the pair to the owner. Each side's Context is the other side.
 // What one side reads the other writes; an EOF is passed on as a
 // half-close, and the connection closes when both directions have ended
 // or either side closes.
-type splice struct{}
+type spliceHandler struct{}
 
-func (splice) OnOpen(*Conn) {}
+// OnOpen does nothing: the pair's side opens before the client's.
+func (spliceHandler) OnOpen(*Conn) {}
 
-func (splice) OnData(c *Conn) {
+// OnData writes what c read to its peer.
+func (spliceHandler) OnData(c *Conn) {
 	peer, _ := c.ctx.(*Conn)
 	if peer == nil {
 		return // the client's side is made right after the pair's opens
@@ -226,7 +228,8 @@ func (splice) OnData(c *Conn) {
 	_, _ = c.Discard(len(b))
 }
 
-func (splice) OnEOF(c *Conn) {
+// OnEOF half-closes c's peer, or closes both once both directions ended.
+func (spliceHandler) OnEOF(c *Conn) {
 	peer, _ := c.ctx.(*Conn)
 	if peer == nil || peer.eof {
 		// Both directions have ended.
@@ -239,7 +242,8 @@ func (splice) OnEOF(c *Conn) {
 	_ = peer.CloseWrite()
 }
 
-func (splice) OnClose(c *Conn, err error) {
+// OnClose closes c's peer once it has sent what it holds.
+func (spliceHandler) OnClose(c *Conn, _ error) {
 	if peer, _ := c.ctx.(*Conn); peer != nil {
 		_ = peer.Close()
 	}
