@@ -47,8 +47,8 @@ type Conn struct {
 	ctx     any
 	// h, when set, serves this Conn instead of the shard's handler: the
 	// two sides of a forwarded TLS connection on the worker that
-	// accepted it (spliceHandler, tls_splice.go), which are no Conns of the
-	// handler's and are not counted as its connections.
+	// accepted it (spliceHandler, tls_splice.go). The shard's handler
+	// never sees them, and they are not counted as its connections.
 	h Handler
 
 	gc  gnet.Conn // local backend; nil once detached or for a stream
