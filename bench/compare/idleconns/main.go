@@ -4,7 +4,10 @@
 // Subordinate forwarded it to the owner), then holds them all open and idle
 // until its standard input is closed.
 //
-//	idleconns -addr 127.0.0.1:7000 -conns 10000 [-keys 1000] [-parallel 64]
+//	idleconns -addr 127.0.0.1:7000 -conns 10000 [-keys 1000] [-parallel 64] [-tls]
+//
+// With -tls it speaks TLS to the server (a tls:// listener), without
+// verifying its certificate: a benchmark on loopback, not a client.
 //
 // It prints "ready N" on standard output once N connections are open and
 // verified, or exits non-zero with the first error. The comparison script
@@ -14,6 +17,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,9 +34,14 @@ func main() {
 	keys := flag.Int("keys", 1000, "distinct keys, assigned round robin")
 	parallel := flag.Int("parallel", 64, "connections opened at once")
 	timeout := flag.Duration("timeout", 10*time.Second, "deadline for opening and verifying one connection")
+	useTLS := flag.Bool("tls", false, "speak TLS (the server's certificate is not verified)")
 	flag.Parse()
 
-	held, err := open(context.Background(), *addr, *conns, *keys, *parallel, *timeout)
+	var d dialer = &net.Dialer{Timeout: *timeout}
+	if *useTLS {
+		d = &tls.Dialer{NetDialer: &net.Dialer{Timeout: *timeout}, Config: &tls.Config{InsecureSkipVerify: true}}
+	}
+	held, err := open(context.Background(), d, *addr, *conns, *keys, *parallel, *timeout)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "idleconns: %v\n", err)
 		closeAll(held)
@@ -44,9 +53,14 @@ func main() {
 	closeAll(held)
 }
 
+// dialer is a net.Dialer or a tls.Dialer.
+type dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
 // open dials n connections, at most parallel at a time, each with a line
 // preamble for key "k<i mod keys>" and a probe that must be echoed back.
-func open(ctx context.Context, addr string, n, keys, parallel int, timeout time.Duration) ([]net.Conn, error) {
+func open(ctx context.Context, d dialer, addr string, n, keys, parallel int, timeout time.Duration) ([]net.Conn, error) {
 	if keys < 1 || parallel < 1 || n < 0 {
 		return nil, errors.New("keys and parallel must be >= 1, conns >= 0")
 	}
@@ -57,7 +71,6 @@ func open(ctx context.Context, addr string, n, keys, parallel int, timeout time.
 		mu       sync.Mutex
 		firstErr error
 	)
-	d := net.Dialer{Timeout: timeout}
 	for i := 0; i < n; i++ {
 		mu.Lock()
 		failed := firstErr != nil
@@ -70,7 +83,7 @@ func open(ctx context.Context, addr string, n, keys, parallel int, timeout time.
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := dialOne(ctx, &d, addr, fmt.Sprintf("k%d", i%keys), timeout)
+			c, err := dialOne(ctx, d, addr, fmt.Sprintf("k%d", i%keys), timeout)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -92,7 +105,7 @@ func open(ctx context.Context, addr string, n, keys, parallel int, timeout time.
 	return out, firstErr
 }
 
-func dialOne(ctx context.Context, d *net.Dialer, addr, key string, timeout time.Duration) (net.Conn, error) {
+func dialOne(ctx context.Context, d dialer, addr, key string, timeout time.Duration) (net.Conn, error) {
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
