@@ -237,6 +237,11 @@ type Config struct {
 	// "Session resumption". Default: 12h.
 	TicketKeyRotation time.Duration `json:"ticket_key_rotation"`
 
+	// Cluster makes the server one node of a cluster: every key is owned
+	// by one worker of one node, and a connection accepted by any node
+	// reaches it (docs/CLUSTER.md). Default: zero, one machine.
+	Cluster ClusterConfig `json:"cluster"`
+
 	// Logger receives the logs of the process (master or worker), which
 	// add "pid" and, in a worker, "shard". Default: slog.Default().
 	Logger *slog.Logger `json:"-"`
@@ -325,6 +330,9 @@ func (c *Config) Validate() error {
 		return bad("TLS ticket key rotation %v: want > 0", c.TicketKeyRotation)
 	}
 	if err := c.validateKeyFrom(anyTLS); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.Cluster.validate(c.Workers); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if c.Admin != "" {

@@ -41,6 +41,7 @@ type Conn struct {
 	fwd     bool // accepted by another worker
 	relayed bool // its bytes come over a mesh stream from that worker
 	via     int  // the shard whose worker accepted the connection
+	viaNode int  // the node that accepted it, plus one; 0: this node
 	remote  net.Addr
 	local   net.Addr
 	tls     *TLSInfo
@@ -99,6 +100,16 @@ func (c *Conn) Relayed() bool { return c.relayed }
 // AcceptedBy returns the index of the shard whose worker accepted the
 // connection: Shard().Index() unless the connection was forwarded.
 func (c *Conn) AcceptedBy() int { return c.via }
+
+// AcceptedByNode returns the cluster node that accepted the connection:
+// the shard's own (Shard.Node), or the node that relayed it here. For a
+// connection from another node, AcceptedBy is this shard's index.
+func (c *Conn) AcceptedByNode() int {
+	if c.viaNode > 0 {
+		return c.viaNode - 1
+	}
+	return c.rt.self
+}
 
 // RemoteAddr returns the client's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }

@@ -10,7 +10,9 @@ import (
 // dispatch routes a connection whose key (or direct preamble) p is
 // read, on the loop: the handler gets it here when this shard owns its
 // key; otherwise it goes to the owner, the socket itself (hand-off) or
-// its bytes over a mesh stream (relay). A TLS connection routed before
+// its bytes over a mesh stream (relay). In a cluster, the owner is the
+// worker of this node that stands for the key's own, and relays it to
+// its node (cluster.go). A TLS connection routed before
 // its handshake (pc.tls) has its TLS terminated by its owner. It is the
 // one place that rule is written.
 func (r *routed) dispatch(gc gnet.Conn, pc *pconn, p frame.Preamble) gnet.Action {
@@ -22,6 +24,9 @@ func (r *routed) dispatch(gc gnet.Conn, pc *pconn, p frame.Preamble) gnet.Action
 	if owner == r.info.Index {
 		if pc.tls {
 			return r.terminateTLS(gc, pc, key)
+		}
+		if r.remote(key) {
+			return r.relayToNode(gc, pc, key)
 		}
 		c := r.newConn(key, direct, r.info.Index)
 		c.gc, c.remote, c.local = gc, remoteOf(gc, pc), localOf(pc)

@@ -291,6 +291,9 @@ func (r *routed) openArrival(gc gnet.Conn, a *arrival, short bool) ([]byte, gnet
 	if short || r.full() {
 		return r.refuseBusy(gc, a.m.TLS)
 	}
+	if !a.m.TLS && r.remote(a.m.Key) {
+		return r.arrivalToNode(gc, a)
+	}
 	pc := r.pool.Get().(*pconn)
 	pc.gen++
 	gc.SetContext(pc)

@@ -242,6 +242,15 @@ type proxiedConn struct {
 func (c *proxiedConn) RemoteAddr() net.Addr { return c.remote }
 func (c *proxiedConn) LocalAddr() net.Addr  { return c.local }
 
+// CloseWrite half-closes the connection when it can (a relay passes an
+// EOF on with it), and closes it otherwise.
+func (c *proxiedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
 // withAddrs returns nc presenting the addresses of pc's PROXY header,
 // when it had one.
 func withAddrs(nc net.Conn, pc *pconn) net.Conn {

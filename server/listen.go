@@ -145,3 +145,32 @@ func closeListeners(lns []*masterListener) {
 		ln.close()
 	}
 }
+
+// bindClusterListeners binds the cluster listener of each worker of a
+// node (ClusterConfig.Listen, worker w on its port plus w), or none:
+// outside a cluster, or on error. Listeners the old master of an upgrade
+// handed over (inh) are taken as they are.
+func bindClusterListeners(cfg *Config, inh *inheritance) ([]*masterListener, error) {
+	if !cfg.Cluster.Enabled() {
+		return nil, nil
+	}
+	var lns []*masterListener
+	for w := range cfg.Workers {
+		u, err := cfg.Cluster.workerListen(w)
+		if err != nil {
+			closeListeners(lns)
+			return nil, err
+		}
+		if ln := inh.take(u); ln != nil {
+			lns = append(lns, ln)
+			continue
+		}
+		ln, err := bindListener(u)
+		if err != nil {
+			closeListeners(lns)
+			return nil, fmt.Errorf("cluster listener of worker %d: %w", w, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}

@@ -47,6 +47,9 @@ func runMaster(cfg Config) error {
 		log.Warn("this system cannot pass sockets over SOCK_SEQPACKET; relaying forwarded connections instead")
 		cfg.Forward = ForwardRelay
 	}
+	if err := cfg.Cluster.resolve(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	wire := cfg
 	wire.Secret, wire.Logger = nil, nil
 	cfgJSON, err := json.Marshal(wire)
@@ -54,6 +57,12 @@ func runMaster(cfg Config) error {
 		return fmt.Errorf("encode the config: %w", err)
 	}
 	lns, err := bindListeners(&cfg, inh)
+	var clns []*masterListener
+	if err == nil {
+		if clns, err = bindClusterListeners(&cfg, inh); err != nil {
+			closeListeners(lns)
+		}
+	}
 	if inh != nil {
 		inh.closeRest(log)
 	}
@@ -61,6 +70,7 @@ func runMaster(cfg Config) error {
 		return err
 	}
 	defer closeListeners(lns)
+	defer closeListeners(clns)
 	if cfg.PidFile != "" {
 		if inh == nil {
 			if err := writePidFile(cfg.PidFile, os.Getpid()); err != nil {
@@ -82,6 +92,9 @@ func runMaster(cfg Config) error {
 		defer admin.close()
 		go admin.serve()
 	}
+	if m := cfg.Cluster.Members; m.Size() > 0 {
+		log.Info("cluster node", "node", m.Self, "nodes", m.Size(), "cluster_listen", clns[0].displayAddr(), "workers", cfg.Workers)
+	}
 	log.Info("master started", "listen", addrs, "workers", cfg.Workers)
 	s := &supervisor{
 		sigc:    sigc,
@@ -89,6 +102,7 @@ func runMaster(cfg Config) error {
 		cfgJSON: cfgJSON,
 		secret:  secret,
 		lns:     lns,
+		clns:    clns,
 		exe:     exe,
 		args:    os.Args,
 		log:     log,

@@ -74,6 +74,13 @@ func fileConn(fd int) (net.Conn, error) {
 // nothing of it reached the client. It gives up, with -ERR, after
 // OwnerWait. key is nil for a direct connection.
 func (r *routed) forwardConn(client net.Conn, key []byte, owner int, early []byte, tlsi *TLSInfo) {
+	r.forwardTo(client, key, owner, r.self, early, tlsi)
+}
+
+// forwardTo is forwardConn to worker owner of node: over the mesh when
+// node is this one, over the link to that node otherwise (cluster.go),
+// where the owner is this worker's namesake.
+func (r *routed) forwardTo(client net.Conn, key []byte, owner, node int, early []byte, tlsi *TLSInfo) {
 	hdr := frame.StreamHeader{
 		Direct: key == nil,
 		Key:    key,
@@ -98,32 +105,56 @@ func (r *routed) forwardConn(client net.Conn, key []byte, owner int, early []byt
 	}
 	deadline := time.Now().Add(r.info.Config.OwnerWait)
 	for {
-		st, err := r.openAccepted(owner, b, rest, deadline)
+		st, err := r.openAccepted(owner, node, b, rest, deadline)
 		if err == nil {
 			res := mesh.Relay(client, st, r.writeTimeout)
 			if res.Err != nil {
-				r.log.Debug("forwarded connection ended", "owner", owner, "err", res.Err)
+				r.log.Debug("forwarded connection ended", "owner", owner, "node", node, "err", res.Err)
 			}
 			return
 		}
-		if errors.Is(err, mesh.ErrPeerDown) && time.Now().Before(deadline) {
-			continue // the owner died before it took the connection: its successor will
+		if time.Now().Before(deadline) {
+			if errors.Is(err, mesh.ErrPeerDown) {
+				continue // the owner died before it took the connection: its successor will
+			}
+			if node != r.self {
+				// The link went down, or the owner stopped, before it
+				// took the connection: the node's next link or the
+				// owner's successor will.
+				time.Sleep(min(nodeRetry, time.Until(deadline)))
+				continue
+			}
 		}
-		r.log.Warn("owner unavailable", "owner", owner, "remote", client.RemoteAddr(), "err", err)
+		reason := fmt.Sprintf("shard %d unavailable", owner)
+		if node != r.self {
+			reason = fmt.Sprintf("node %d unavailable", node)
+		}
+		r.log.Warn("owner unavailable", "owner", owner, "node", node, "remote", client.RemoteAddr(), "err", err)
 		r.gstats.refused[refOwnerUnavailable].Add(1)
-		r.replyError(client, fmt.Sprintf("shard %d unavailable", owner))
+		r.replyError(client, reason)
 		return
 	}
 }
 
-// openAccepted opens a stream to owner (waiting until deadline for a link
-// to it), writes the header hdr and the early bytes past it, and waits for
-// the owner's StreamAccepted. An error wrapping mesh.ErrPeerDown means the
-// link to the owner is gone (or not there in time).
-func (r *routed) openAccepted(owner int, hdr, rest []byte, deadline time.Time) (*mesh.Stream, error) {
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	st, err := r.mesh.Open(ctx, owner)
-	cancel()
+// nodeRetry is the pause between two attempts to give a connection to a
+// node that did not take it.
+const nodeRetry = 50 * time.Millisecond
+
+// openAccepted opens a stream to worker owner of node (waiting until
+// deadline for a link to it), writes the header hdr and the early bytes
+// past it, and waits for the owner's StreamAccepted. On the mesh, an
+// error wrapping mesh.ErrPeerDown means the link to the owner is gone (or
+// not there in time).
+func (r *routed) openAccepted(owner, node int, hdr, rest []byte, deadline time.Time) (net.Conn, error) {
+	var st net.Conn
+	var err error
+	if node != r.self {
+		st, err = r.openNode(node, deadline)
+	} else {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		st, err = r.mesh.Open(ctx, owner)
+		cancel()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +222,10 @@ func (r *routed) onStream(peer int, st *mesh.Stream) {
 	if !r.owns(key, hdr.Shard) {
 		r.log.Error("stream for another shard", "peer", peer, "key", printable(hdr.Key), "direct", hdr.Direct)
 		st.Close()
+		return
+	}
+	if r.remote(key) {
+		r.streamToNode(st, hdr)
 		return
 	}
 	early := hdr.Early

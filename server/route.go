@@ -23,6 +23,7 @@ import (
 	"github.com/subordinate/subordinate/internal/handoff"
 	"github.com/subordinate/subordinate/internal/keysrc"
 	"github.com/subordinate/subordinate/internal/mesh"
+	"github.com/subordinate/subordinate/internal/nodelink"
 	"github.com/subordinate/subordinate/internal/proxyproto"
 )
 
@@ -41,6 +42,11 @@ type routed struct {
 	eng     *gnetx.Engine
 	mesh    *mesh.Mesh
 	links   *handoff.Links // nil when Config.Forward is relay
+	// nodes are the links to the same worker of the other nodes of a
+	// cluster (cluster.go); nil outside a cluster. self is this node's
+	// index, nnodes the node count (1 outside a cluster).
+	nodes        *nodelink.Links
+	self, nnodes int
 	handler Handler
 	log     *slog.Logger
 	// downs are the mesh links down in their grace (meshDown).
@@ -174,6 +180,8 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		maxConns:     maxConns(&info.Config),
 		refusals:     newRateLog(info.Logger, refusalBurst, refusalInterval),
 		downs:        make(map[*meshDown]struct{}),
+		self:         info.Config.Cluster.self(),
+		nnodes:       info.Config.Cluster.nodes(),
 	}
 	r.fds.init(info.Config.Workers - 1)
 	if err := r.initKeyFrom(); err != nil {
@@ -290,6 +298,9 @@ func closeShardFiles(info *shardInfo) {
 	for _, l := range info.Peers {
 		l.Close()
 	}
+	if info.Cluster != nil {
+		_ = info.Cluster.Close()
+	}
 }
 
 // Serve implements shardRuntime.
@@ -304,6 +315,12 @@ func (r *routed) Serve(ready func()) error {
 	}
 	for peer, l := range r.info.Peers {
 		r.SetPeer(peer, l)
+	}
+	if err := r.startNodes(); err != nil {
+		return fmt.Errorf("shard %d: %w", r.info.Index, err)
+	}
+	if r.nodes != nil {
+		defer r.nodes.Close()
 	}
 	if err := r.eng.Start(r); err != nil {
 		if r.bootErr != nil {

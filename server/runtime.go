@@ -57,6 +57,10 @@ type shardInfo struct {
 	// SetPeer brings its links when it is back. The runtime owns the
 	// files.
 	Peers map[int]peerFiles
+	// Cluster is the worker's cluster listener (nil outside a cluster):
+	// the same worker of every other node links with it. The runtime
+	// owns it.
+	Cluster *os.File
 }
 
 // linksPerPeer is the number of descriptors per peer in the master's

@@ -28,6 +28,24 @@ func (s *Shard) Index() int { return s.index }
 // Count returns the number of shards.
 func (s *Shard) Count() int { return s.count }
 
+// Node returns the index of the cluster node the shard belongs to (0
+// outside a cluster); see docs/CLUSTER.md.
+func (s *Shard) Node() int {
+	if s.rt == nil {
+		return 0
+	}
+	return s.rt.self
+}
+
+// Nodes returns the number of nodes of the cluster (1 outside a
+// cluster). Every node runs Count shards.
+func (s *Shard) Nodes() int {
+	if s.rt == nil {
+		return 1
+	}
+	return s.rt.nnodes
+}
+
 // Logger returns the shard's logger (its lines carry "shard" and "pid").
 func (s *Shard) Logger() *slog.Logger { return s.log }
 

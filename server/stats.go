@@ -44,6 +44,8 @@ type loopStats struct {
 // once per connection event.
 type goStats struct {
 	forwardedTLS atomic.Uint64 // TLS connections relayed to their owner
+	toNode       atomic.Uint64 // connections relayed to another node (cluster.go)
+	fromNode     atomic.Uint64 // connections another node relayed here
 	refused      [numRefusal]atomic.Uint64
 	tls          [numTLSResult]atomic.Uint64
 }
@@ -114,7 +116,7 @@ func refusalKind(reason string) int {
 	case "direct preamble refused", "direct preambles are disabled on this server":
 		return refDirectRefused
 	}
-	if strings.HasPrefix(reason, "shard ") && strings.HasSuffix(reason, " unavailable") {
+	if (strings.HasPrefix(reason, "shard ") || strings.HasPrefix(reason, "node ")) && strings.HasSuffix(reason, " unavailable") {
 		return refOwnerUnavailable
 	}
 	return refOther

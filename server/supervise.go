@@ -42,7 +42,8 @@ type supervisor struct {
 	cfgJSON []byte
 	secret  []byte
 	lns     []*masterListener
-	exe     *masterBinary // what a worker runs: the master's own binary
+	clns    []*masterListener // cluster listeners, by worker; nil outside a cluster
+	exe     *masterBinary     // what a worker runs: the master's own binary
 	args    []string
 	log     *slog.Logger
 	admin   *adminServer // nil without Config.Admin
@@ -475,9 +476,14 @@ func (s *supervisor) start(i int) error {
 	for _, f := range ends {
 		fds = append(fds, int(f.Fd()))
 	}
+	var cluster *ctl.Listener
+	if i < len(s.clns) {
+		cluster = &s.clns[i].spec
+		fds = append(fds, s.clns[i].fd)
+	}
 	init := &ctl.Message{Type: ctl.TypeInit, Protocol: ctl.ProtocolVersion, Init: &ctl.Init{
 		Shard: i, Workers: s.cfg.Workers, Config: s.cfgJSON, Secret: s.secret,
-		Listeners: specs, Peers: peers, Tickets: s.tickets.wire(),
+		Listeners: specs, Peers: peers, Tickets: s.tickets.wire(), Cluster: cluster,
 	}, FDs: fds}
 	_ = mc.SetWriteDeadline(time.Now().Add(sendTimeout))
 	if err := mc.Send(init); err != nil {

@@ -81,6 +81,10 @@ func (r *routed) serveTLS(s tlsStart) {
 	}
 	r.gstats.tls[tlsOK].Add(1)
 	info := tlsInfo(tc.ConnectionState())
+	if s.routed && r.remote(s.key) {
+		r.tlsToNode(s.fed, tc, tr, s.key, nil, info)
+		return
+	}
 	if s.routed {
 		r.fedToLoop(s.fed, &tlsArrival{tc: tc, tr: tr, key: s.key, info: info, via: s.via})
 		return
@@ -95,6 +99,10 @@ func (r *routed) serveTLS(s tlsStart) {
 	owner, key, err := r.ownerOf(p)
 	if err != nil {
 		r.tlsRefuse(tc, frame.Reason(err))
+		return
+	}
+	if owner == r.info.Index && r.remote(key) {
+		r.tlsToNode(s.fed, tc, tr, key, early, info)
 		return
 	}
 	if owner != r.info.Index {

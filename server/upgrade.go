@@ -160,9 +160,9 @@ func (s *supervisor) startUpgrade() {
 	}()
 	u.timer = time.AfterFunc(s.cfg.UpgradeTimeout, func() { s.postUpgrade(upgradeEvent{kind: upTimeout, attempt: attempt}) })
 
-	fds := make([]int, 0, len(s.lns))
-	specs := make([]ctl.Listener, 0, len(s.lns))
-	for _, ln := range s.lns {
+	fds := make([]int, 0, len(s.lns)+len(s.clns))
+	specs := make([]ctl.Listener, 0, len(s.lns)+len(s.clns))
+	for _, ln := range append(s.lns[:len(s.lns):len(s.lns)], s.clns...) {
 		specs = append(specs, ln.spec)
 		fds = append(fds, ln.fd)
 	}

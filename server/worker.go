@@ -223,6 +223,12 @@ func shardInfoOf(m *ctl.Message, local Config, factory HandlerFactory) (*shardIn
 	}
 	per := info.linksPerPeer()
 	nfd := len(in.Listeners) + per*len(in.Peers)
+	if in.Cluster != nil {
+		nfd++
+	}
+	if cfg.Cluster.Members.Size() > 0 && in.Cluster == nil {
+		return fail(errors.New("init: a cluster node, but no cluster listener"))
+	}
 	if len(fds) != nfd {
 		return fail(fmt.Errorf("init: %d descriptors, want %d", len(fds), nfd))
 	}
@@ -232,6 +238,9 @@ func shardInfoOf(m *ctl.Message, local Config, factory HandlerFactory) (*shardIn
 	}
 	for i, p := range in.Peers {
 		info.Peers[p] = peerLinksOf(fds[i*per : (i+1)*per])
+	}
+	if in.Cluster != nil {
+		info.Cluster = os.NewFile(uintptr(fds[len(fds)-1]), "cluster")
 	}
 	return info, nil
 }

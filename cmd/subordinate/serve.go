@@ -63,6 +63,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	adminPprof := fs.Bool("admin-pprof", def.AdminPprof, "also serve the master's pprof profiles under /debug/pprof/ on the admin endpoint")
 	pidFile := fs.String("pidfile", "", "file the master writes its pid to (removed at exit; rewritten by the new master after a SIGUSR2 upgrade)")
 	upgradeTimeout := fs.Duration("upgrade-timeout", def.UpgradeTimeout, "how long a new binary started by SIGUSR2 has to get its workers ready before it is killed and this master serves on")
+	nodes := fs.String("nodes", "", "cluster: the node list, node 0 first: HOST:PORT,HOST:PORT,... or a template with {i} and --cluster-size, e.g. sub-{i}.sub.default.svc:7946 (PORT is worker 0's cluster port; see docs/CLUSTER.md)")
+	nodesFile := fs.String("nodes-file", "", "cluster: file with one HOST:PORT per line, instead of --nodes")
+	clusterSize := fs.Int("cluster-size", 0, "cluster: number of nodes of a --nodes template (with a list: must agree with it)")
+	nodeIndex := fs.String("node-index", "", "cluster: this node's index in the list, or from-hostname (the ordinal ending a StatefulSet pod's hostname)")
+	clusterListen := fs.String("cluster-listen", "", "cluster: tls://HOST:PORT the other nodes link to; worker w listens on PORT+w")
+	clusterCert := fs.String("cluster-cert", "", "cluster: PEM certificate of this node, for the links both ways (it must name the host the other nodes dial)")
+	clusterKey := fs.String("cluster-key", "", "cluster: PEM private key of --cluster-cert")
+	clusterCA := fs.String("cluster-ca", "", "cluster: PEM CA every node's certificate must chain to (the links are mutual TLS)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -141,6 +149,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.TLS.MinVersion = *tlsMin
 	cfg.TicketKeyRotation = *ticketRotation
+	cfg.Cluster = server.ClusterConfig{
+		Nodes: *nodes, NodesFile: *nodesFile, Size: *clusterSize, Index: *nodeIndex,
+		Listen: *clusterListen, Cert: *clusterCert, Key: *clusterKey, CA: *clusterCA,
+	}
 	cfg.Logger = logger
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "subordinate serve: %v\n", err)

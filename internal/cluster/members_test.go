@@ -117,3 +117,28 @@ func TestListHash(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerAddr: worker w of a node listens on the node's port plus w.
+func TestWorkerAddr(t *testing.T) {
+	for _, c := range []struct {
+		node string
+		w    int
+		want string
+	}{
+		{"10.0.0.2:7946", 0, "10.0.0.2:7946"},
+		{"10.0.0.2:7946", 3, "10.0.0.2:7949"},
+		{"sub-1.sub.default.svc:7946", 1, "sub-1.sub.default.svc:7947"},
+		{"[::1]:7000", 2, "[::1]:7002"},
+		{"127.0.0.1:0", 5, "127.0.0.1:0"},
+	} {
+		got, err := WorkerAddr(c.node, c.w)
+		if err != nil || got != c.want {
+			t.Errorf("WorkerAddr(%q, %d) = %q, %v; want %q", c.node, c.w, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"nohost", "h:65535"} {
+		if _, err := WorkerAddr(bad, 1); err == nil {
+			t.Errorf("WorkerAddr(%q, 1): no error", bad)
+		}
+	}
+}

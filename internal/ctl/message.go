@@ -89,7 +89,8 @@ type Message struct {
 
 // Init is everything a worker needs to run its shard. Its FDs are the
 // listening sockets in the order of Listeners, then for each entry of
-// Peers, in that order, two: the mesh link end and the hand-off link end.
+// Peers, in that order, two: the mesh link end and the hand-off link end;
+// then, with Cluster, the worker's cluster listener.
 type Init struct {
 	// Shard is the index of the worker's shard, 0 <= Shard < Workers.
 	Shard int `json:"shard"`
@@ -111,6 +112,11 @@ type Init struct {
 	// starts (nil without a tls:// listener). They never leave the
 	// control channel. Added in version 2.
 	Tickets *Tickets `json:"tickets,omitempty"`
+	// Cluster describes the worker's cluster listener, where the same
+	// worker of the other nodes links with it (docs/CLUSTER.md); nil
+	// outside a cluster. Optional, so version 2 still: a worker is always
+	// its own master's binary.
+	Cluster *Listener `json:"cluster,omitempty"`
 }
 
 // Listener describes one listening socket.

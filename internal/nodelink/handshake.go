@@ -11,14 +11,19 @@ import (
 	"github.com/xtaci/smux"
 
 	"github.com/subordinate/subordinate/frame"
+	"github.com/subordinate/subordinate/internal/cluster"
 )
 
-// dialLoop keeps the link to peer (a node above this one) up: it dials,
-// serves the session until it ends, and dials again, waiting between
+// dialLoop keeps the link to peer (a node above this one) up: it dials
+// the same worker there (cluster.WorkerAddr), serves the session until it ends, and dials again, waiting between
 // failures from MinBackoff up to MaxBackoff.
 func (l *Links) dialLoop(peer int) {
 	defer l.wg.Done()
-	addr := l.cfg.Members.Nodes[peer]
+	addr, err := cluster.WorkerAddr(l.cfg.Members.Nodes[peer], l.cfg.Worker)
+	if err != nil { // Resolve checked the list: cannot happen
+		l.cfg.Log.Error("cannot link to node", "peer", peer, "err", err)
+		return
+	}
 	wait := l.cfg.MinBackoff
 	for l.ctx.Err() == nil {
 		s, err := l.dial(peer, addr)
