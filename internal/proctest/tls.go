@@ -20,6 +20,20 @@ import (
 // of t, and returns the two files and a pool that trusts the certificate.
 func SelfSigned(t testing.TB, names ...string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
+	return selfSigned(t, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, names)
+}
+
+// NodeCert is SelfSigned for a cluster node: the certificate serves both
+// ends of a mutual TLS link (server and client authentication), and is
+// its own CA (the --cluster-ca of every node given it).
+func NodeCert(t testing.TB, names ...string) (certFile, keyFile string) {
+	t.Helper()
+	certFile, keyFile, _ = selfSigned(t, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, names)
+	return certFile, keyFile
+}
+
+func selfSigned(t testing.TB, eku []x509.ExtKeyUsage, names []string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +46,7 @@ func SelfSigned(t testing.TB, names ...string) (certFile, keyFile string, pool *
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:           eku,
 	}
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {

@@ -1,0 +1,382 @@
+package main
+
+// Clusters (docs/CLUSTER.md) with real processes: each node is a
+// `subordinate serve` of its own on its own loopback address (127.0.0.2,
+// 127.0.0.3, ...), linked to the others by mutual TLS.
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/subordinate/subordinate/internal/proctest"
+	"github.com/subordinate/subordinate/shard"
+)
+
+// clusterNode is one node of a test cluster.
+type clusterNode struct {
+	*master
+	index int
+	args  []string // serve's arguments, to start it again
+}
+
+// testCluster is a cluster of nodes on this machine.
+type testCluster struct {
+	nodes   []*clusterNode
+	list    []string // the --nodes list
+	workers int
+	scheme  string // of the client listeners; "" is tcp
+}
+
+var (
+	nodeRE    = regexp.MustCompile(` node=(\d+)`)
+	viaNodeRE = regexp.MustCompile(` via_node=(\d+)`)
+)
+
+// nodeHost is the loopback address of node i.
+func nodeHost(i int) string { return fmt.Sprintf("127.0.0.%d", 2+i) }
+
+// freePorts returns a port p of host such that p to p+n-1 are free: a
+// node's workers listen on its cluster port plus their index.
+func freePorts(t *testing.T, host string, n int) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatalf("listen on %s: %v (this test needs the loopback network 127.0.0.0/8)", host, err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ok := p+n-1 <= 65535
+		for k := 1; ok && k < n; k++ {
+			l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p+k)))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return p
+		}
+	}
+	t.Fatalf("no %d free ports in a row on %s", n, host)
+	return 0
+}
+
+// startCluster starts n nodes of workers workers each, all with the
+// certificate cert (its own CA), and waits until every worker is linked
+// with its namesake on every other node. args go to every node.
+func startCluster(t *testing.T, n, workers int, args ...string) *testCluster {
+	t.Helper()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = nodeHost(i)
+	}
+	cert, key := proctest.NodeCert(t, names...)
+	c := &testCluster{workers: workers}
+	for i := 0; i < n; i++ {
+		c.list = append(c.list, net.JoinHostPort(nodeHost(i), strconv.Itoa(freePorts(t, nodeHost(i), workers))))
+	}
+	for i := 0; i < n; i++ {
+		c.nodes = append(c.nodes, c.start(t, i, cert, key, cert, args...))
+	}
+	for _, nd := range c.nodes {
+		c.waitLinks(t, nd, 1)
+	}
+	return c
+}
+
+// start starts node i with the given certificate, key and CA.
+func (c *testCluster) start(t *testing.T, i int, cert, key, ca string, args ...string) *clusterNode {
+	t.Helper()
+	scheme := c.scheme
+	if scheme == "" {
+		scheme = "tcp"
+	}
+	all := append([]string{
+		"--listen", scheme + "://" + net.JoinHostPort(nodeHost(i), "0"),
+		"--nodes", strings.Join(c.list, ","), "--node-index", strconv.Itoa(i),
+		"--cluster-listen", "tls://" + c.list[i],
+		"--cluster-cert", cert, "--cluster-key", key, "--cluster-ca", ca,
+	}, args...)
+	return &clusterNode{master: serve(t, c.workers, all...), index: i, args: all}
+}
+
+// restart starts node nd again, as it was started, and waits for its
+// links (the others' nth link to it).
+func (c *testCluster) restart(t *testing.T, nd *clusterNode, nth int) {
+	t.Helper()
+	c.nodes[nd.index] = &clusterNode{master: serve(t, c.workers, nd.args...), index: nd.index, args: nd.args}
+	c.waitLinks(t, c.nodes[nd.index], 1)
+	for _, o := range c.nodes {
+		if o.index == nd.index {
+			continue
+		}
+		for w := 0; w < c.workers; w++ {
+			o.WaitLog(soon, nth, func(l proctest.Line) bool { return l.Is("node link up", "shard", w, "peer", nd.index) })
+		}
+	}
+}
+
+// waitLinks waits until every worker of nd logged its nth link to each
+// other node up.
+func (c *testCluster) waitLinks(t *testing.T, nd *clusterNode, nth int) {
+	t.Helper()
+	for w := 0; w < c.workers; w++ {
+		for p := range c.nodes {
+			if p != nd.index {
+				nd.WaitLog(soon, nth, func(l proctest.Line) bool { return l.Is("node link up", "shard", w, "peer", p) })
+			}
+		}
+	}
+}
+
+// whoami is a whoami reply in a cluster.
+type whoami struct {
+	shard, node, viaNode int
+	conn                 net.Conn
+	r                    *bufio.Reader
+}
+
+// dialKey connects to nd with key and reads the whoami reply, or the
+// -ERR line that refused it (err).
+func dialKey(t *testing.T, nd *clusterNode, key string) (w *whoami, errLine string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", nd.addr, soon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(soon))
+	if _, err := fmt.Fprintf(c, "%s\n", key); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("node %d, key %q: reply: %v", nd.index, key, err)
+	}
+	if strings.HasPrefix(line, "-ERR ") {
+		c.Close()
+		return nil, strings.TrimSpace(line)
+	}
+	w = &whoami{conn: c, r: r, shard: -1, node: -1, viaNode: -1}
+	for re, v := range map[*regexp.Regexp]*int{shardRE: &w.shard, nodeRE: &w.node, viaNodeRE: &w.viaNode} {
+		if m := re.FindStringSubmatch(line); m != nil {
+			*v, _ = strconv.Atoi(m[1])
+		}
+	}
+	return w, ""
+}
+
+// checkPlace fails unless key, entering at nd, reached its owner
+// (shard.Place) and echoes.
+func (c *testCluster) checkPlace(t *testing.T, nd *clusterNode, key string) {
+	t.Helper()
+	node, worker := shard.Place([]byte(key), len(c.nodes), c.workers)
+	w, errLine := dialKey(t, nd, key)
+	if w == nil {
+		t.Fatalf("key %q via node %d: %s", key, nd.index, errLine)
+	}
+	if w.node != node || w.shard != worker || w.viaNode != nd.index {
+		t.Fatalf("key %q via node %d: served by node %d worker %d (via node %d), want node %d worker %d", key, nd.index, w.node, w.shard, w.viaNode, node, worker)
+	}
+	_ = w.conn.SetDeadline(time.Now().Add(soon))
+	msg := "hello " + key + "\n"
+	if _, err := w.conn.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := w.r.ReadString('\n'); err != nil || got != msg {
+		t.Fatalf("key %q via node %d: echo %q, %v", key, nd.index, got, err)
+	}
+	w.conn.Close()
+}
+
+// keyOn returns a key shard.Place puts on node (and, if worker >= 0, on
+// that worker), the nth such.
+func (c *testCluster) keyOn(node, worker, nth int) string {
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("key-%d", i)
+		n, w := shard.Place([]byte(k), len(c.nodes), c.workers)
+		if n == node && (worker < 0 || w == worker) {
+			if nth == 0 {
+				return k
+			}
+			nth--
+		}
+	}
+}
+
+// TestClusterRouting: in a three-node cluster, every key reaches its one
+// owner, the worker shard.Place names on the node it names, whichever node
+// and worker accepted it, in both forwarding modes.
+func TestClusterRouting(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode string) {
+		c := startCluster(t, 3, 2, "--forward", mode)
+		for _, nd := range c.nodes {
+			for node := 0; node < 3; node++ {
+				for worker := 0; worker < 2; worker++ {
+					for nth := 0; nth < 2; nth++ {
+						c.checkPlace(t, nd, c.keyOn(node, worker, nth))
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestClusterChat: members of one room entering through different nodes
+// are in the same room, on its owner, and hear each other.
+func TestClusterChat(t *testing.T) {
+	c := startCluster(t, 3, 2, "--handler", "chat")
+	room := c.keyOn(2, -1, 0)
+	var members []*bufio.ReadWriter
+	for _, nd := range c.nodes {
+		conn, err := net.DialTimeout("tcp", nd.addr, soon)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		_ = conn.SetDeadline(time.Now().Add(soon))
+		fmt.Fprintf(conn, "%s\n", room)
+		rw := bufio.NewReadWriter(bufio.NewReader(conn), bufio.NewWriter(conn))
+		line, err := rw.ReadString('\n')
+		want := fmt.Sprintf("members=%d", len(members)+1)
+		if err != nil || !strings.HasPrefix(line, "joined room=") || !strings.Contains(line, want) {
+			t.Fatalf("join via node %d: %q, %v; want %s", nd.index, line, err, want)
+		}
+		members = append(members, rw)
+	}
+	for i, m := range members {
+		msg := fmt.Sprintf("from member %d\n", i)
+		m.WriteString(msg)
+		m.Flush()
+		for j, o := range members {
+			if j == i {
+				continue
+			}
+			if got, err := o.ReadString('\n'); err != nil || got != msg {
+				t.Fatalf("member %d (node %d) heard %q, %v; want %q", j, j, got, err, msg)
+			}
+		}
+	}
+}
+
+// TestClusterNodeDown: the keys of a node that is down get "-ERR node N
+// unavailable" after --owner-wait, from every other node; the other keys
+// are served as before; when it comes back, it serves its keys again.
+func TestClusterNodeDown(t *testing.T) {
+	c := startCluster(t, 3, 2, "--owner-wait", "300ms")
+	down := c.nodes[2]
+	down.Signal(syscall.SIGKILL)
+	down.WaitExit(soon)
+	for _, nd := range c.nodes[:2] {
+		// The links to node 2 go down with it.
+		for w := 0; w < c.workers; w++ {
+			nd.WaitLog(soon, 1, func(l proctest.Line) bool {
+				return (l.Msg() == "node link down" || l.Msg() == "cannot link to node") && fmt.Sprint(l["shard"]) == strconv.Itoa(w) && fmt.Sprint(l["peer"]) == "2"
+			})
+		}
+	}
+	for _, nd := range c.nodes[:2] {
+		for worker := 0; worker < 2; worker++ {
+			key := c.keyOn(2, worker, 0)
+			if w, errLine := dialKey(t, nd, key); w != nil || errLine != "-ERR node 2 unavailable" {
+				t.Fatalf("key %q of the dead node 2 via node %d: %v %q, want -ERR node 2 unavailable", key, nd.index, w, errLine)
+			}
+			for node := 0; node < 2; node++ {
+				c.checkPlace(t, nd, c.keyOn(node, worker, 0))
+			}
+		}
+	}
+	c.restart(t, down, 2)
+	for _, nd := range c.nodes {
+		for worker := 0; worker < 2; worker++ {
+			c.checkPlace(t, nd, c.keyOn(2, worker, 1))
+		}
+	}
+}
+
+// TestClusterForeignCA: a node whose certificate does not come from the
+// cluster's CA is refused: the others log it, and its keys are
+// unavailable from them; theirs are served.
+func TestClusterForeignCA(t *testing.T) {
+	c := startCluster(t, 2, 1, "--owner-wait", "300ms")
+	c.nodes[1].Signal(syscall.SIGTERM)
+	c.nodes[1].WaitExit(soon)
+	cert, key := proctest.NodeCert(t, nodeHost(0), nodeHost(1)) // another CA
+	intruder := c.start(t, 1, cert, key, cert, "--owner-wait", "300ms")
+	// Node 0 dials node 1: its TLS client refuses node 1's certificate.
+	c.nodes[0].WaitLog(soon, 1, func(l proctest.Line) bool {
+		return l.Is("cannot link to node", "peer", 1) && strings.Contains(fmt.Sprint(l["err"]), "certificate")
+	})
+	intruder.WaitLog(soon, 1, func(l proctest.Line) bool { return strings.HasPrefix(l.Msg(), "node link refused") })
+	key1 := c.keyOn(1, 0, 0)
+	if w, errLine := dialKey(t, c.nodes[0], key1); w != nil || errLine != "-ERR node 1 unavailable" {
+		t.Fatalf("key %q of the refused node via node 0: %v %q", key1, w, errLine)
+	}
+	c.checkPlace(t, c.nodes[0], c.keyOn(0, 0, 0))
+	ups := 0
+	for _, l := range c.nodes[0].Logs() {
+		if l.Is("node link up", "peer", 1) {
+			ups++
+		}
+	}
+	if ups != 1 { // the link to the first node 1, and none since
+		t.Fatalf("node 0 logged %d links up to node 1, want 1: it linked with the intruder", ups)
+	}
+}
+
+// TestClusterTLS: a TLS connection whose key is another node's is
+// terminated by the node that accepted it and reaches its owner there
+// decrypted, with its TLS state: a key read inside TLS (frame) and one
+// read from the ClientHello (sni), the latter handed to the worker that
+// stands for its owner before its handshake.
+func TestClusterTLS(t *testing.T) {
+	for _, keyFrom := range []string{"frame", "sni"} {
+		t.Run(keyFrom, func(t *testing.T) {
+			t.Parallel()
+			cert, key, pool := proctest.SelfSigned(t, "*.example")
+			c := &testCluster{workers: 2, scheme: "tls"}
+			ncert, nkey := proctest.NodeCert(t, nodeHost(0), nodeHost(1))
+			for i := 0; i < 2; i++ {
+				c.list = append(c.list, net.JoinHostPort(nodeHost(i), strconv.Itoa(freePorts(t, nodeHost(i), 2))))
+			}
+			for i := 0; i < 2; i++ {
+				c.nodes = append(c.nodes, c.start(t, i, ncert, nkey, ncert, "--key-from", keyFrom, "--cert", cert, "--key", key))
+			}
+			for _, nd := range c.nodes {
+				c.waitLinks(t, nd, 1)
+			}
+			for n := 0; n < 8; n++ {
+				name := fmt.Sprintf("r%d.example", n)
+				node, worker := shard.Place([]byte(name), 2, 2)
+				for _, nd := range c.nodes {
+					conn, err := tls.Dial("tcp", nd.addr, &tls.Config{ServerName: name, RootCAs: pool})
+					if err != nil {
+						t.Fatal(err)
+					}
+					_ = conn.SetDeadline(time.Now().Add(soon))
+					if keyFrom == "frame" {
+						fmt.Fprintf(conn, "%s\n", name)
+					}
+					line, err := bufio.NewReader(conn).ReadString('\n')
+					conn.Close()
+					want := fmt.Sprintf("node=%d via_node=%d", node, nd.index)
+					if err != nil || !strings.HasPrefix(line, fmt.Sprintf("shard=%d ", worker)) || !strings.Contains(line, want) ||
+						!strings.Contains(line, "tls=TLS 1.3 sni=\""+name+"\"") {
+						t.Fatalf("%s via node %d: %q, %v; want shard=%d, %s and the TLS state", name, nd.index, line, err, worker, want)
+					}
+				}
+			}
+		})
+	}
+}
