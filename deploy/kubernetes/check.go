@@ -61,6 +61,7 @@ func Check(m *Manifests) []error {
 	return errs
 }
 
+// metaOf returns the object metadata of o.
 func metaOf(o Object) (metav1.Object, error) {
 	if mo, ok := o.Object.(metav1.Object); ok {
 		return mo, nil

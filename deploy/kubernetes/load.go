@@ -29,6 +29,7 @@ const KustomizationFile = "kustomization.yaml"
 // refused, so that an object nobody checks cannot slip in.
 var scheme = newScheme()
 
+// newScheme returns a scheme with the core, apps and policy API groups.
 func newScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
@@ -79,6 +80,7 @@ func (m *Manifests) PodDisruptionBudgets() []*policyv1.PodDisruptionBudget {
 	return objectsOf[*policyv1.PodDisruptionBudget](m)
 }
 
+// objectsOf returns the objects of m of type T, in file order.
 func objectsOf[T runtime.Object](m *Manifests) []T {
 	var out []T
 	for _, o := range m.Objects {

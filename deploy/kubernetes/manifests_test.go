@@ -129,6 +129,7 @@ type broken struct {
 	pdb      *policyv1.PodDisruptionBudget
 }
 
+// copyManifests returns a deep copy of m with its parts at hand.
 func copyManifests(t *testing.T, m *Manifests) *broken {
 	t.Helper()
 	c := &Manifests{Files: slices.Clone(m.Files)}
