@@ -37,18 +37,18 @@ func init() { newShardRuntime = newRoutedRuntime }
 // (relay.go). It also adopts the sockets other workers hand it, and serves
 // the streams they relay to it.
 type routed struct {
-	info    *shardInfo
-	shard   *Shard
-	eng     *gnetx.Engine
-	mesh    *mesh.Mesh
-	links   *handoff.Links // nil when Config.Forward is relay
+	info  *shardInfo
+	shard *Shard
+	eng   *gnetx.Engine
+	mesh  *mesh.Mesh
+	links *handoff.Links // nil when Config.Forward is relay
 	// nodes are the links to the same worker of the other nodes of a
 	// cluster (cluster.go); nil outside a cluster. self is this node's
 	// index, nnodes the node count (1 outside a cluster).
 	nodes        *nodelink.Links
 	self, nnodes int
-	handler Handler
-	log     *slog.Logger
+	handler      Handler
+	log          *slog.Logger
 	// downs are the mesh links down in their grace (meshDown).
 	downMu sync.Mutex
 	downs  map[*meshDown]struct{}
