@@ -74,6 +74,16 @@ var (
 		"Streams the shard opened to peer.", []string{"shard", "peer"}, nil)
 	descMeshAccepted = prometheus.NewDesc("subordinate_mesh_streams_accepted_total",
 		"Streams the shard accepted from peer.", []string{"shard", "peer"}, nil)
+	descNodeUp = prometheus.NewDesc("subordinate_node_link_up",
+		"1 if the shard's link to the same worker of cluster node is up.", []string{"shard", "node"}, nil)
+	descNodeStreams = prometheus.NewDesc("subordinate_node_streams",
+		"Streams open on the shard's link to node (connections relayed either way).", []string{"shard", "node"}, nil)
+	descNodeLinks = prometheus.NewDesc("subordinate_node_links_total",
+		"Links the shard made with node (one more each time either comes back).", []string{"shard", "node"}, nil)
+	descToNode = prometheus.NewDesc("subordinate_node_forwarded_total",
+		"Connections the shard relayed to the node that owns their key.", []string{"shard"}, nil)
+	descFromNode = prometheus.NewDesc("subordinate_node_received_total",
+		"Connections another node relayed to the shard, their owner.", []string{"shard"}, nil)
 	descWorkers = prometheus.NewDesc("subordinate_workers",
 		"Shards (worker processes) the master runs.", nil, nil)
 	descReady = prometheus.NewDesc("subordinate_ready",
@@ -167,6 +177,16 @@ func collectCluster(ch chan<- prometheus.Metric, view adminView, stats map[int]*
 			counter(descMeshDowns, p.Downs, shard, peer)
 			counter(descMeshOpened, p.Opened, shard, peer)
 			counter(descMeshAccepted, p.Accepted, shard, peer)
+		}
+		for _, p := range s.Nodes {
+			node := strconv.Itoa(p.Node)
+			gauge(descNodeUp, b2f(p.Up), shard, node)
+			gauge(descNodeStreams, float64(p.Streams), shard, node)
+			counter(descNodeLinks, p.Links, shard, node)
+		}
+		if s.Nodes != nil {
+			counter(descToNode, s.ToNode, shard)
+			counter(descFromNode, s.FromNode, shard)
 		}
 	}
 }

@@ -176,6 +176,20 @@ type workerStats struct {
 	HeapBytes  uint64 `json:"heap_bytes"`
 
 	Mesh []meshPeerStats `json:"mesh"`
+
+	// In a cluster: the links to the same worker of the other nodes, and
+	// the connections relayed to them and from them (cluster.go).
+	Nodes    []nodePeerStats `json:"nodes,omitempty"`
+	ToNode   uint64          `json:"to_node,omitempty"`
+	FromNode uint64          `json:"from_node,omitempty"`
+}
+
+// nodePeerStats is the link to one other node (nodelink.PeerStats).
+type nodePeerStats struct {
+	Node    int    `json:"node"`
+	Up      bool   `json:"up"`
+	Links   uint64 `json:"links"`
+	Streams int    `json:"streams"`
 }
 
 // meshPeerStats is the mesh link to one peer (mesh.PeerStats).
@@ -249,6 +263,12 @@ func (r *routed) stats(ctx context.Context) workerStats {
 			Peer: p.Peer, Up: p.Up, Links: p.Links, Downs: p.Downs,
 			Streams: p.Streams, Opened: p.Opened, Accepted: p.Accepted,
 		})
+	}
+	if r.nodes != nil {
+		for _, p := range r.nodes.Stats() {
+			s.Nodes = append(s.Nodes, nodePeerStats{Node: p.Node, Up: p.Up, Links: p.Links, Streams: p.Streams})
+		}
+		s.ToNode, s.FromNode = r.gstats.toNode.Load(), r.gstats.fromNode.Load()
 	}
 	return s
 }

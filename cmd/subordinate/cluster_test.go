@@ -273,8 +273,19 @@ func TestClusterChat(t *testing.T) {
 // TestClusterNodeDown: the keys of a node that is down get "-ERR node N
 // unavailable" after --owner-wait, from every other node; the other keys
 // are served as before; when it comes back, it serves its keys again.
+// The metrics follow the links.
 func TestClusterNodeDown(t *testing.T) {
-	c := startCluster(t, 3, 2, "--owner-wait", "300ms")
+	c := startCluster(t, 3, 2, "--owner-wait", "300ms", "--admin", "127.0.0.1:0")
+	admin0 := c.nodes[0].adminAddr(t)
+	linkUp := func(m scrape, w, node int) float64 {
+		return m.shardVal(t, "subordinate_node_link_up", w, "node", strconv.Itoa(node))
+	}
+	m := getMetrics(t, admin0)
+	for w := 0; w < 2; w++ {
+		if linkUp(m, w, 1) != 1 || linkUp(m, w, 2) != 1 {
+			t.Fatalf("node 0 worker %d: links to nodes 1 and 2 not up in the metrics", w)
+		}
+	}
 	down := c.nodes[2]
 	down.Signal(syscall.SIGKILL)
 	down.WaitExit(soon)
@@ -297,11 +308,32 @@ func TestClusterNodeDown(t *testing.T) {
 			}
 		}
 	}
+	m = getMetrics(t, admin0)
+	var forwarded, refused float64
+	for w := 0; w < 2; w++ {
+		if linkUp(m, w, 1) != 1 || linkUp(m, w, 2) != 0 {
+			t.Fatalf("node 0 worker %d, node 2 down: link up to node 1 %v, to node 2 %v; want 1 and 0", w, linkUp(m, w, 1), linkUp(m, w, 2))
+		}
+		forwarded += m.shardVal(t, "subordinate_node_forwarded_total", w)
+		refused += m.shardVal(t, "subordinate_refused_total", w, "reason", "owner_unavailable")
+	}
+	// Via node 0: two keys of node 2, refused, and two of node 1.
+	if forwarded != 4 || refused != 2 {
+		t.Fatalf("node 0 relayed %v connections to other nodes and refused %v for an unavailable owner; want 4 and 2", forwarded, refused)
+	}
 	c.restart(t, down, 2)
 	for _, nd := range c.nodes {
 		for worker := 0; worker < 2; worker++ {
 			c.checkPlace(t, nd, c.keyOn(2, worker, 1))
 		}
+	}
+	m = getMetrics(t, c.nodes[2].adminAddr(t))
+	var received float64
+	for w := 0; w < 2; w++ {
+		received += m.shardVal(t, "subordinate_node_received_total", w)
+	}
+	if received != 4 { // one per worker from each of nodes 0 and 1
+		t.Fatalf("the restarted node 2 received %v connections from other nodes, want 4", received)
 	}
 }
 

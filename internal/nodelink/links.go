@@ -54,6 +54,7 @@ type Links struct {
 
 	mu       sync.Mutex
 	sessions map[int]*smux.Session // peer -> its current session
+	made     map[int]uint64        // peer -> links made with it
 	changed  chan struct{}         // closed and replaced when sessions change
 	closed   bool
 
@@ -103,6 +104,7 @@ func Start(cfg Config) (*Links, error) {
 			List:    cfg.Members.ListHash(),
 		},
 		sessions: make(map[int]*smux.Session),
+		made:     make(map[int]uint64),
 		changed:  make(chan struct{}),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -142,6 +144,34 @@ func (l *Links) Up(peer int) bool {
 	return s != nil && !s.IsClosed()
 }
 
+// PeerStats is the link to one other node.
+type PeerStats struct {
+	// Node is the peer's index.
+	Node int
+	// Up reports whether the link is up.
+	Up bool
+	// Links counts the links made with the peer since Start (one more
+	// each time it, or this node, comes back).
+	Links uint64
+	// Streams is the number of streams open on the link.
+	Streams int
+}
+
+// Stats returns the links to the other nodes, in node order.
+func (l *Links) Stats() []PeerStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []PeerStats
+	for _, p := range l.cfg.Members.Peers() {
+		ps := PeerStats{Node: p, Links: l.made[p]}
+		if s := l.sessions[p]; s != nil && !s.IsClosed() {
+			ps.Up, ps.Streams = true, s.NumStreams()
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
 // Open opens a stream to peer, waiting for its link until ctx is done.
 func (l *Links) Open(ctx context.Context, peer int) (*smux.Stream, error) {
 	if peer == l.cfg.Members.Self || peer < 0 || peer >= l.cfg.Members.Size() {
@@ -179,6 +209,7 @@ func (l *Links) set(peer int, s *smux.Session) bool {
 	}
 	old := l.sessions[peer]
 	l.sessions[peer] = s
+	l.made[peer]++
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
