@@ -412,3 +412,44 @@ func TestClusterTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterBoundedMemory: a client that writes to an echoing owner on
+// another node and never reads what comes back fills every buffer on the
+// way, each bounded (the socket buffers, the relays', the link's smux
+// windows, the owner's stream), and then the client's writes stop making
+// progress: the server has not taken 256 MiB, and no worker of either
+// node holds much. (A write that makes no progress for stall is taken as
+// the stop; on a machine too slow for that, the test still checks the
+// memory.)
+func TestClusterBoundedMemory(t *testing.T) {
+	const total = 256 << 20
+	c := startCluster(t, 2, 1, "--handler", "echo", "--admin", "127.0.0.1:0")
+	key := c.keyOn(1, 0, 0)
+	conn, err := net.DialTimeout("tcp", c.nodes[0].addr, soon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "%s\n", key)
+	const stall = 2 * time.Second
+	chunk := make([]byte, 64<<10)
+	sent := 0
+	for sent < total {
+		_ = conn.SetWriteDeadline(time.Now().Add(stall))
+		n, err := conn.Write(chunk)
+		sent += n
+		if err != nil {
+			break
+		}
+	}
+	if sent >= total {
+		t.Fatalf("the server took all of %d MiB from a client that reads nothing", total>>20)
+	}
+	t.Logf("a client that reads nothing stopped making progress after %.1f MiB", float64(sent)/(1<<20))
+	for _, nd := range c.nodes {
+		m := getMetrics(t, nd.adminAddr(t))
+		if heap := m.shardVal(t, "subordinate_worker_heap_bytes", 0); heap > 64<<20 {
+			t.Errorf("node %d's worker holds %.0f MiB of heap", nd.index, heap/(1<<20))
+		}
+	}
+}
