@@ -47,6 +47,16 @@
 #                                        bench/compare/results/issue13.md
 #                                        (about 15 minutes on 2 CPUs with the
 #                                        default 3 runs of 8 s)
+#   bench/compare/run.sh --issue14 [--runs 5 --duration 3s]
+#                                        issue 14's suite: N nodes of 1 worker
+#                                        on this machine (clients on node 0)
+#                                        against 1 node of N workers and
+#                                        HAProxy routing by key to N 1-worker
+#                                        servers, ping-pong and connect per
+#                                        request, pinned and unpinned; into
+#                                        bench/compare/results/issue14/ and
+#                                        bench/compare/results/issue14.md
+#                                        (HAProxy installed if missing)
 #
 # --pin both (the default) measures pinned and then unpinned, each setting a
 # complete run of its own (rows interleaved within it); --pin on measures
@@ -75,13 +85,15 @@ cd "$repo"
 
 quick=0
 issue13=0
+suite="" # issue13, issue14, or "" for the peers
 pin=both
 out=""
 pass=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1; pass+=("--quick") ;;
-	--issue13 | -issue13) issue13=1; pass+=("-issue13") ;;
+	--issue13 | -issue13) issue13=1; suite=issue13; pass+=("-issue13") ;;
+	--issue14 | -issue14) suite=issue14; pass+=("-issue14") ;;
 	--no-pin) pin=off ;;
 	--pin) pin="${2:-}"; shift ;;
 	--pin=*) pin="${1#--pin=}" ;;
@@ -102,6 +114,8 @@ command_line="bench/compare/run.sh${pass[*]:+ ${pass[*]}}"
 need=()
 if [ $issue13 = 0 ]; then # issue 13's suite runs Subordinate only
 	command -v haproxy >/dev/null || need+=(haproxy)
+fi
+if [ -z "$suite" ]; then
 	command -v node >/dev/null || need+=(nodejs)
 fi
 command -v taskset >/dev/null || need+=(util-linux)
@@ -156,8 +170,8 @@ fi
 if [ -z "$out" ]; then
 	if [ $quick = 1 ]; then
 		out="$(mktemp -d /tmp/compare-quick-XXXXXX)"
-	elif [ $issue13 = 1 ]; then
-		out="$here/results/issue13"
+	elif [ -n "$suite" ]; then
+		out="$here/results/$suite"
 	else
 		out="$here/results"
 	fi
@@ -170,9 +184,9 @@ if [ "$out" = "$here/results" ]; then
 	rm -rf "$out/pinned" "$out/unpinned" "$out/logs"
 	rm -f "$out/results.json" "$out/results.csv" "$out/table.md" "$out/issue9.md" "$out/chart.svg"
 fi
-if [ "$out" = "$here/results/issue13" ]; then
+if [ -n "$suite" ] && [ "$out" = "$here/results/$suite" ]; then
 	rm -rf "$out/pinned" "$out/unpinned" "$out/logs"
-	rm -f "$out/results.json" "$out/results.csv" "$out/table.md" "$out/issue13.md" "$out/chart.svg"
+	rm -f "$out/results.json" "$out/results.csv" "$out/table.md" "$out/$suite.md" "$out/chart.svg"
 fi
 "$bin/runner" -bin "$bin" -out "$out" -node-script "$here/nodecluster/server.js" \
 	-command "$command_line" -pin "$pin" "${cpu_flags[@]}" "${pass[@]}"
@@ -181,14 +195,14 @@ sets=("$out")
 for d in "${sets[@]}"; do
 	"$bin/chart" -in "$d/results.json" -out "$d/chart.svg"
 	# The logs of the servers are for debugging a run, not for the repository.
-	if [ "$out" = "$here/results" ] || [ "$out" = "$here/results/issue13" ]; then
+	if [ "$out" = "$here/results" ] || { [ -n "$suite" ] && [ "$out" = "$here/results/$suite" ]; }; then
 		rm -rf "$d/logs"
 	fi
 done
-if [ "$out" = "$here/results/issue13" ]; then
-	cp "$out/issue13.md" "$here/results/issue13.md"
+if [ -n "$suite" ] && [ "$out" = "$here/results/$suite" ]; then
+	cp "$out/$suite.md" "$here/results/$suite.md"
 fi
 summary=issue9.md
-[ $issue13 = 1 ] && summary=issue13.md
+[ -n "$suite" ] && summary=$suite.md
 echo "run.sh: results in $out (table.md, $summary; results.json, results.csv, chart.svg in ${sets[*]})" >&2
 cat "$out/table.md"

@@ -73,16 +73,22 @@ func label13(s source13, workers string) string {
 
 // suiteName is the Suite of c's results.
 func suiteName(c config) string {
-	if c.Issue13 {
+	switch {
+	case c.Issue13:
 		return "issue13"
+	case c.Issue14:
+		return "issue14"
 	}
 	return ""
 }
 
 // summaryOf returns the summary file of a suite and what renders it.
 func summaryOf(suite string) (string, func([]*results) string) {
-	if suite == "issue13" {
+	switch suite {
+	case "issue13":
 		return "issue13.md", issue13Markdown
+	case "issue14":
+		return "issue14.md", issue14Markdown
 	}
 	return "issue9.md", issue9Markdown
 }
@@ -228,44 +234,51 @@ func issue13Markdown(sets []*results) string {
 		"✓ meets the target, ✗ misses it; the issue's targets are per connection, so the ping-pong lines are for reference, and so are sni ÷ frame (a TLS handshake against none): "+
 		"for TLS connections the target reads TLS frame ÷ sni ≥ 1 (SNI costs no more than the preamble over TLS).\n\n",
 		workers, headerSource, first.Config["size"], first.Config["runs"], first.Config["duration"])
+	writeTargets(&b, issue13Lines(workers), sets)
+	return b.String()
+}
+
+// writeTargets writes a suite's summary table, a line per target and a
+// column per set (pinning), then the pinning of each set and the rows
+// that were not measured.
+func writeTargets(b *strings.Builder, lines []target, sets []*results) {
 	b.WriteString("| figure | target |")
 	for _, r := range sets {
-		fmt.Fprintf(&b, " %s |", pinName(r))
+		fmt.Fprintf(b, " %s |", pinName(r))
 	}
 	b.WriteString("\n|---|---|")
 	for range sets {
 		b.WriteString("--:|")
 	}
 	b.WriteString("\n")
-	for _, t := range issue13Lines(workers) {
-		fmt.Fprintf(&b, "| %s | %s |", t.label, t.goal)
+	for _, t := range lines {
+		fmt.Fprintf(b, "| %s | %s |", t.label, t.goal)
 		for _, r := range sets {
 			f := t.eval(r)
 			switch {
 			case !f.ok:
 				b.WriteString(" not measured |")
 			case t.met == nil:
-				fmt.Fprintf(&b, " %s (%s) |", t.show(f), f.detail)
+				fmt.Fprintf(b, " %s (%s) |", t.show(f), f.detail)
 			default:
 				verdict := " ✗"
 				if t.met(f.v) {
 					verdict = " ✓"
 				}
-				fmt.Fprintf(&b, " %s%s (%s) |", t.show(f), verdict, f.detail)
+				fmt.Fprintf(b, " %s%s (%s) |", t.show(f), verdict, f.detail)
 			}
 		}
 		b.WriteString("\n")
 	}
 	b.WriteString("\n")
 	for _, r := range sets {
-		fmt.Fprintf(&b, "%s: %s.  \n", strings.ToUpper(pinName(r)[:1])+pinName(r)[1:], pinning(r))
+		fmt.Fprintf(b, "%s: %s.  \n", strings.ToUpper(pinName(r)[:1])+pinName(r)[1:], pinning(r))
 	}
 	for _, r := range sets {
 		for _, row := range r.Rows {
 			if row.Error != "" {
-				fmt.Fprintf(&b, "%s, %s: not measured: %s  \n", pinName(r), row.Label, oneLine(row.Error))
+				fmt.Fprintf(b, "%s, %s: not measured: %s  \n", pinName(r), row.Label, oneLine(row.Error))
 			}
 		}
 	}
-	return b.String()
 }

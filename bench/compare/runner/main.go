@@ -73,6 +73,7 @@ type config struct {
 	Command      string        // the command line to print in the tables
 	Quick        bool
 	Issue13      bool            // the issue-13 suite (issue13.go) instead of the peers
+	Issue14      bool            // the issue-14 suite (issue14.go) instead of the peers
 	explicit     map[string]bool // flags given on the command line
 }
 
@@ -118,6 +119,7 @@ func main() {
 	flag.IntVar(&c.IdleRuns, "idle-runs", 1, "idle-memory measurements per row, each on freshly started servers; the median is reported")
 	flag.StringVar(&c.Command, "command", "", "command line to print in the tables (default: this one)")
 	flag.BoolVar(&c.Quick, "quick", false, "smoke test: 1 run of 1s per cell, 1000 idle connections (flags given explicitly win)")
+	flag.BoolVar(&c.Issue14, "issue14", false, "measure issue 14's clusters instead of the peers: N nodes of 1 worker (clients on node 0) against 1 node of N workers and HAProxy routing by key to N 1-worker servers; ping-pong and connect per request, no idle memory; writes issue14.md")
 	flag.BoolVar(&c.Issue13, "issue13", false, "measure issue 13's key sources instead of the peers: Subordinate with --key-from frame, client-ip, http-header:X-Key and sni (TLS), 1 and N workers, and the preamble over TLS; ping-pong and connect per request, no idle memory; writes issue13.md")
 	flag.Parse()
 	c.explicit = map[string]bool{}
@@ -163,8 +165,11 @@ func (c *config) applyDefaults() error {
 	if c.IdleRuns < 1 {
 		c.IdleRuns = 1
 	}
-	if c.Issue13 {
-		c.Idle = 0 // the issue-13 figures are CPU only
+	if c.Issue13 && c.Issue14 {
+		return fmt.Errorf("-issue13 and -issue14: one suite at a time")
+	}
+	if c.Issue13 || c.Issue14 {
+		c.Idle = 0 // the issue-13 and -14 figures are CPU only
 		if c.Workloads == "" {
 			c.Workloads = issue13Workloads
 		}
@@ -198,8 +203,11 @@ func (c *config) applyDefaults() error {
 // rowDefs lists the rows of the suite c runs: the peers, or issue 13's
 // key sources.
 func (c *config) rowDefs() []row {
-	if c.Issue13 {
+	switch {
+	case c.Issue13:
 		return issue13Rows()
+	case c.Issue14:
+		return issue14Rows()
 	}
 	return rows()
 }
@@ -308,7 +316,7 @@ func measure(c config, pin string, log *slog.Logger, benchEnv []string) (*result
 	}
 
 	// The HAProxy key check runs on its own instance, with key logs.
-	if !c.Issue13 && selected(c.Rows, "haproxy") {
+	if !c.Issue13 && !c.Issue14 && selected(c.Rows, "haproxy") {
 		res.HAProxyCheck = e.checkHAProxy()
 		log.Info("haproxy key check", "result", res.HAProxyCheck)
 	}

@@ -220,6 +220,19 @@ func startHAProxy(keyLogs bool) func(e *env, addr string) (*server, error) {
 // startHAProxyBalance is startHAProxy with a given balance line ("" for
 // the right one); tests use it to show the key check catches a wrong one.
 func startHAProxyBalance(keyLogs bool, balance string) func(e *env, addr string) (*server, error) {
+	return startHAProxyOver("gnetecho", balance, func(e *env, i int, baddr string) []string {
+		args := []string{e.bin("gnetecho"), "-addr", baddr}
+		if keyLogs {
+			args = append(args, "-keylog", e.keyLog(i))
+		}
+		return args
+	})
+}
+
+// startHAProxyOver starts N backends, backend giving the command line of
+// backend i on baddr (what kind, in the note), and HAProxy routing by key
+// in front of them.
+func startHAProxyOver(kind, balance string, backend func(e *env, i int, baddr string) []string) func(e *env, addr string) (*server, error) {
 	return func(e *env, addr string) (*server, error) {
 		s := &server{Addr: addr}
 		var backends []string
@@ -229,11 +242,7 @@ func startHAProxyBalance(keyLogs bool, balance string) func(e *env, addr string)
 				s.stop()
 				return nil, err
 			}
-			args := []string{e.bin("gnetecho"), "-addr", baddr}
-			if keyLogs {
-				args = append(args, "-keylog", e.keyLog(i))
-			}
-			if err := e.launch(s, fmt.Sprintf("haproxy-backend%d", i), args...); err != nil {
+			if err := e.launch(s, fmt.Sprintf("haproxy-backend%d", i), backend(e, i, baddr)...); err != nil {
 				s.stop()
 				return nil, err
 			}
@@ -255,7 +264,7 @@ func startHAProxyBalance(keyLogs bool, balance string) func(e *env, addr string)
 			s.stop()
 			return nil, fmt.Errorf("haproxy -c: %v: %s", err, out)
 		}
-		s.note = fmt.Sprintf("haproxy (mode tcp, balance hash var(sess.key), maxconn %d) -> %d gnetecho backends", p.MaxConn, len(backends))
+		s.note = fmt.Sprintf("haproxy (mode tcp, balance hash var(sess.key), maxconn %d) -> %d %s backends", p.MaxConn, len(backends), kind)
 		if err := e.launch(s, "haproxy", e.cfg.HAProxy, "-db", "-f", cfgPath); err != nil {
 			s.stop()
 			return nil, err
