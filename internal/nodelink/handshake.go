@@ -79,7 +79,7 @@ func (l *Links) dial(peer int, addr string) (*smux.Session, error) {
 		return nil, err
 	}
 	_ = tc.SetDeadline(time.Time{})
-	s, err := smux.Client(tc, l.cfg.Smux)
+	s, err := smux.Client(newBatchConn(tc), l.cfg.Smux)
 	if err != nil {
 		tc.Close()
 		return nil, err
@@ -135,7 +135,7 @@ func (l *Links) accept(c net.Conn) {
 		return
 	}
 	_ = tc.SetDeadline(time.Time{})
-	s, err := smux.Server(tc, l.cfg.Smux)
+	s, err := smux.Server(newBatchConn(tc), l.cfg.Smux)
 	if err != nil {
 		tc.Close()
 		return
