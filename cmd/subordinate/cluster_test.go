@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,10 +44,21 @@ var (
 // nodeHost is the loopback address of node i.
 func nodeHost(i int) string { return fmt.Sprintf("127.0.0.%d", 2+i) }
 
-// freePorts returns a port p of host such that p to p+n-1 are free: a
-// node's workers listen on its cluster port plus their index.
+// portsGiven are the ports freePorts returned, by host: tests running in
+// parallel must not be given the same ones (a closed port is free again
+// for the next bind to port 0).
+var portsGiven = struct {
+	sync.Mutex
+	m map[string]bool
+}{m: map[string]bool{}}
+
+// freePorts returns a port p of host such that p to p+n-1 are free, and
+// were not given to another test: a node's workers listen on its cluster
+// port plus their index.
 func freePorts(t *testing.T, host string, n int) int {
 	t.Helper()
+	portsGiven.Lock()
+	defer portsGiven.Unlock()
 	for try := 0; try < 50; try++ {
 		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
@@ -55,6 +67,11 @@ func freePorts(t *testing.T, host string, n int) int {
 		p := l.Addr().(*net.TCPAddr).Port
 		l.Close()
 		ok := p+n-1 <= 65535
+		for k := 0; ok && k < n; k++ {
+			if portsGiven.m[net.JoinHostPort(host, strconv.Itoa(p+k))] {
+				ok = false
+			}
+		}
 		for k := 1; ok && k < n; k++ {
 			l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p+k)))
 			if err != nil {
@@ -64,6 +81,9 @@ func freePorts(t *testing.T, host string, n int) int {
 			l.Close()
 		}
 		if ok {
+			for k := 0; k < n; k++ {
+				portsGiven.m[net.JoinHostPort(host, strconv.Itoa(p+k))] = true
+			}
 			return p
 		}
 	}
