@@ -20,6 +20,7 @@ import (
 const (
 	row14One     = "one"     // 1 node, 1 worker: the reference
 	row14Same    = "same"    // 1 node, N workers, hand-off
+	row14Relay   = "relay"   // 1 node, N workers, relay over the mesh
 	row14Cluster = "cluster" // N nodes, 1 worker each, clients on node 0
 	row14HAProxy = "haproxy" // HAProxy -> N 1-worker servers
 )
@@ -29,6 +30,7 @@ func issue14Rows() []row {
 	return []row{
 		{ID: row14One, Label: "Subordinate, 1 node, 1 worker", start: startSub(1, "")},
 		{ID: row14Same, Label: "Subordinate, 1 node, N workers (handoff)", start: startSub(0, "handoff")},
+		{ID: row14Relay, Label: "Subordinate, 1 node, N workers (relay)", start: startSub(0, "relay")},
 		{ID: row14Cluster, Label: "Subordinate, N nodes of 1 worker, clients on node 0", start: startCluster},
 		{ID: row14HAProxy, Label: "HAProxy -> N Subordinate 1-worker servers", start: startHAProxyOver("subordinate 1-worker", "", func(e *env, i int, baddr string) []string {
 			return []string{e.cfg.Subordinate, "serve", "--listen", "tcp://" + baddr, "--workers", "1", "--handler", "echo", "--frame", "line"}
@@ -92,6 +94,8 @@ func issue14Lines(workers any) []target {
 		ts = append(ts,
 			target{label: fmt.Sprintf("%s: %v nodes ÷ 1 node of %v workers", wl.per, workers, workers), goal: "–", show: ratio,
 				eval: cpuRatio(row14Cluster, row14Same, wl.id)},
+			target{label: fmt.Sprintf("%s: %v nodes ÷ 1 node of %v workers relaying (the same relay, no TLS, no TCP)", wl.per, workers, workers), goal: "–", show: ratio,
+				eval: cpuRatio(row14Cluster, row14Relay, wl.id)},
 			target{label: fmt.Sprintf("%s: %v nodes ÷ HAProxy over %v servers", wl.per, workers, workers), goal: "≤ 1", met: le1, show: ratio,
 				eval: cpuRatio(row14Cluster, row14HAProxy, wl.id)},
 			target{label: fmt.Sprintf("%s: %v nodes ÷ 1 worker", wl.per, workers), goal: "–", show: ratio,
@@ -115,7 +119,7 @@ func issue14Markdown(sets []*results) string {
 	b.WriteString("### Issue 14 targets: a key on another node, in one run\n\n")
 	fmt.Fprintf(&b, "N = %v. The cluster is N `subordinate serve --workers 1` nodes on this machine, linked by mutual TLS 1.3 over loopback, "+
 		"every client connecting to node 0: (N-1)/N of the connections are relayed to another node. "+
-		"1 node of N workers is the same N processes as one server (the same share of connections handed to another worker); "+
+		"1 node of N workers is the same N processes as one server (the same share of connections handed to another worker, or relayed over the mesh with `--forward relay`: the cluster's relay without TLS or TCP); "+
 		"HAProxy routes by key to N 1-worker servers, what a user would run instead of a cluster. "+
 		"Server CPU is user+system time of every process of the row (all nodes; HAProxy and its backends), per request (ping-pong on established connections) "+
 		"or per connection (connect per request: dial, key, one %v-byte echo, close), from medians over %v run(s) of %v per cell, rows measured in the same run, interleaved. "+
