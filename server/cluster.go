@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"github.com/xtaci/smux"
 
 	"github.com/subordinate/subordinate/frame"
 	"github.com/subordinate/subordinate/internal/nodelink"
@@ -152,7 +151,7 @@ func (r *routed) openNode(node int, deadline time.Time) (net.Conn, error) {
 // the stream header, checks the key is this worker's, and hands the
 // stream to the handler as a relayed Conn. It runs on its own goroutine
 // (nodelink.Config.Accept).
-func (r *routed) onNodeStream(node int, st *smux.Stream) {
+func (r *routed) onNodeStream(node int, st *nodelink.Stream) {
 	select {
 	case <-r.shard.running:
 	case <-r.stopped:

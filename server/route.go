@@ -367,6 +367,11 @@ func (r *routed) SetPeer(peer int, links peerFiles) {
 func (r *routed) Drain(deadline time.Time) {
 	r.drainAsked.Store(true)
 	r.mesh.Quiesce()
+	if r.nodes != nil {
+		// New connections from other nodes wait for this worker's
+		// successor (cluster.go); those relayed here go on.
+		r.nodes.Drain()
+	}
 	if r.shard.run(func() {
 		r.draining = true
 		r.log.Info("drain: waiting for connections", "pending", r.pending.Load(), "conns", r.conns, "deadline", time.Until(deadline).Round(time.Millisecond))

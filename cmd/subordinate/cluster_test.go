@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,7 +34,8 @@ type testCluster struct {
 	nodes   []*clusterNode
 	list    []string // the --nodes list
 	workers int
-	scheme  string // of the client listeners; "" is tcp
+	scheme  string         // of the client listeners; "" is tcp
+	bins    map[int]string // the binary of a node, if not the test's
 }
 
 var (
@@ -96,12 +98,19 @@ func freePorts(t *testing.T, host string, n int) int {
 // with its namesake on every other node. args go to every node.
 func startCluster(t *testing.T, n, workers int, args ...string) *testCluster {
 	t.Helper()
+	return startClusterBins(t, n, workers, nil, args...)
+}
+
+// startClusterBins is startCluster with some nodes running another copy
+// of the binary (bins, by node), to be upgraded.
+func startClusterBins(t *testing.T, n, workers int, bins map[int]string, args ...string) *testCluster {
+	t.Helper()
 	names := make([]string, n)
 	for i := range names {
 		names[i] = nodeHost(i)
 	}
 	cert, key := proctest.NodeCert(t, names...)
-	c := &testCluster{workers: workers}
+	c := &testCluster{workers: workers, bins: bins}
 	for i := 0; i < n; i++ {
 		c.list = append(c.list, net.JoinHostPort(nodeHost(i), strconv.Itoa(freePorts(t, nodeHost(i), workers))))
 	}
@@ -127,7 +136,11 @@ func (c *testCluster) start(t *testing.T, i int, cert, key, ca string, args ...s
 		"--cluster-listen", "tls://" + c.list[i],
 		"--cluster-cert", cert, "--cluster-key", key, "--cluster-ca", ca,
 	}, args...)
-	return &clusterNode{master: serve(t, c.workers, all...), index: i, args: all}
+	bin := binary
+	if b := c.bins[i]; b != "" {
+		bin = b
+	}
+	return &clusterNode{master: serveBinary(t, bin, c.workers, all...), index: i, args: all}
 }
 
 // restart starts node nd again, as it was started, and waits for its
@@ -161,7 +174,7 @@ func (c *testCluster) waitLinks(t *testing.T, nd *clusterNode, nth int) {
 
 // whoami is a whoami reply in a cluster.
 type whoami struct {
-	shard, node, viaNode int
+	shard, node, viaNode, pid int
 	conn                 net.Conn
 	r                    *bufio.Reader
 }
@@ -188,8 +201,8 @@ func dialKey(t *testing.T, nd *clusterNode, key string) (w *whoami, errLine stri
 		c.Close()
 		return nil, strings.TrimSpace(line)
 	}
-	w = &whoami{conn: c, r: r, shard: -1, node: -1, viaNode: -1}
-	for re, v := range map[*regexp.Regexp]*int{shardRE: &w.shard, nodeRE: &w.node, viaNodeRE: &w.viaNode} {
+	w = &whoami{conn: c, r: r, shard: -1, node: -1, viaNode: -1, pid: -1}
+	for re, v := range map[*regexp.Regexp]*int{shardRE: &w.shard, nodeRE: &w.node, viaNodeRE: &w.viaNode, pidRE: &w.pid} {
 		if m := re.FindStringSubmatch(line); m != nil {
 			*v, _ = strconv.Atoi(m[1])
 		}
@@ -471,5 +484,69 @@ func TestClusterBoundedMemory(t *testing.T) {
 		if heap := m.shardVal(t, "subordinate_worker_heap_bytes", 0); heap > 64<<20 {
 			t.Errorf("node %d's worker holds %.0f MiB of heap", nd.index, heap/(1<<20))
 		}
+	}
+}
+
+// TestClusterUpgrade: a node upgraded with SIGUSR2 hands its links to its
+// new workers, whether it dials its peer (node 0) or is dialled (node 1):
+// connections for its keys entering another node reach a new worker, and
+// none is refused, while one open across the upgrade finishes on the old
+// worker, which keeps the old master up until it closes.
+func TestClusterUpgrade(t *testing.T) {
+	for _, up := range []int{0, 1} {
+		t.Run(fmt.Sprintf("node %d", up), func(t *testing.T) {
+			t.Parallel()
+			bin := filepath.Join(t.TempDir(), "subordinate")
+			copyBinary(t, bin)
+			c := startClusterBins(t, 2, 1, map[int]string{up: bin}, "--drain-timeout", "60s")
+			nd, other := c.nodes[up], c.nodes[1-up]
+			oldMaster, oldWorkers := nd.Pid, workersOf(nd.Proc, nd.Pid)
+			held, errLine := dialKey(t, other, c.keyOn(up, 0, 0))
+			if held == nil || !containsInt(oldWorkers, held.pid) {
+				t.Fatalf("before the upgrade, a key of node %d: %+v %q; want an old worker %v", up, held, errLine, oldWorkers)
+			}
+			nd.Signal(syscall.SIGUSR2)
+			ready := nd.WaitLog(soon, 1, func(l proctest.Line) bool {
+				return l.Is("upgrade: the new master is ready; this master drains its workers and exits", "pid", oldMaster)
+			})
+			newMaster := ready.Int("new_master_pid")
+			t.Cleanup(func() {
+				if proctest.Alive(newMaster) {
+					syscall.Kill(newMaster, syscall.SIGKILL)
+				}
+			})
+			newWorkers := workersOf(nd.Proc, newMaster)
+			// New connections for node up's keys, entering the other
+			// node, reach a new worker: at once if the new worker dialled,
+			// after the old one's go-away if it is dialled.
+			for n := 1; ; n++ {
+				w, errLine := dialKey(t, other, c.keyOn(up, 0, n))
+				if w == nil {
+					t.Fatalf("during the upgrade, a key of node %d was refused: %s", up, errLine)
+				}
+				w.conn.Close()
+				if containsInt(newWorkers, w.pid) {
+					break
+				}
+				if !containsInt(oldWorkers, w.pid) {
+					t.Fatalf("connection %d for node %d served by pid %d, not an old %v or new %v worker", n, up, w.pid, oldWorkers, newWorkers)
+				}
+				if n > 2000 {
+					t.Fatalf("after %d connections, node %d's keys are still served by the old worker %v, not the new %v", n, up, oldWorkers, newWorkers)
+				}
+			}
+			// The held connection goes on, on the old worker.
+			_ = held.conn.SetDeadline(time.Now().Add(soon))
+			fmt.Fprintf(held.conn, "across the upgrade\n")
+			if line, err := held.r.ReadString('\n'); err != nil || line != "across the upgrade\n" {
+				t.Fatalf("the connection held across the upgrade: %q, %v", line, err)
+			}
+			if !proctest.Alive(oldMaster) {
+				t.Fatal("the old master left with a connection open")
+			}
+			held.conn.Close()
+			waitGone(t, oldMaster, "the old master")
+			c.checkPlace(t, other, c.keyOn(up, 0, 5000))
+		})
 	}
 }

@@ -15,8 +15,11 @@ import (
 )
 
 // dialLoop keeps the link to peer (a node above this one) up: it dials
-// the same worker there (cluster.WorkerAddr), serves the session until it ends, and dials again, waiting between
-// failures from MinBackoff up to MaxBackoff.
+// the same worker there (cluster.WorkerAddr), serves the session until
+// it ends or the peer goes away (drains, a go-away), and dials again,
+// waiting between failures from MinBackoff up to MaxBackoff. A session
+// whose peer went away serves its streams on, on its own goroutine. A
+// draining node dials no more.
 func (l *Links) dialLoop(peer int) {
 	defer l.wg.Done()
 	addr, err := cluster.WorkerAddr(l.cfg.Members.Nodes[peer], l.cfg.Worker)
@@ -25,7 +28,7 @@ func (l *Links) dialLoop(peer int) {
 		return
 	}
 	wait := l.cfg.MinBackoff
-	for l.ctx.Err() == nil {
+	for l.ctx.Err() == nil && !l.isDraining() {
 		s, err := l.dial(peer, addr)
 		if err != nil {
 			l.cfg.Log.Warn("cannot link to node", "peer", peer, "addr", addr, "err", err)
@@ -38,12 +41,28 @@ func (l *Links) dialLoop(peer int) {
 			continue
 		}
 		wait = l.cfg.MinBackoff
+		select {
+		case <-l.away[peer]: // a go-away of the link this one replaces
+		default:
+		}
 		if !l.set(peer, s) {
 			_ = s.Close()
 			return
 		}
 		l.cfg.Log.Info("node link up", "peer", peer, "addr", addr)
-		l.serve(peer, s)
+		ended := make(chan struct{})
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			defer close(ended)
+			l.serve(peer, s)
+		}()
+		select {
+		case <-ended:
+		case <-l.away[peer]:
+		case <-l.ctx.Done():
+			return
+		}
 	}
 }
 
@@ -93,7 +112,7 @@ func (l *Links) acceptLoop() {
 	for {
 		c, err := l.cfg.Listener.Accept()
 		if err != nil {
-			if l.ctx.Err() == nil {
+			if l.ctx.Err() == nil && !l.isDraining() {
 				l.cfg.Log.Error("cluster listener failed", "err", err)
 			}
 			return

@@ -34,7 +34,7 @@ type Config struct {
 	Listener net.Listener
 	// Accept is called, on a goroutine of its own, with each stream a
 	// peer opens. It owns the stream.
-	Accept func(peer int, s *smux.Stream)
+	Accept func(peer int, s *Stream)
 	// HandshakeTimeout bounds the TLS handshake and the hellos of a new
 	// link. Default 10s.
 	HandshakeTimeout time.Duration
@@ -56,7 +56,15 @@ type Links struct {
 	sessions map[int]*smux.Session // peer -> its current session
 	made     map[int]uint64        // peer -> links made with it
 	changed  chan struct{}         // closed and replaced when sessions change
+	// old are the sessions no longer used for new streams (replaced, or
+	// their peer went away) that still serve the streams they carry,
+	// until they end or Close.
+	old map[*smux.Session]struct{}
+	// away is signalled when the peer of a link this node dials goes
+	// away (draining): the dialler makes a new link at once.
+	away     map[int]chan struct{}
 	closed   bool
+	draining bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -105,6 +113,8 @@ func Start(cfg Config) (*Links, error) {
 		},
 		sessions: make(map[int]*smux.Session),
 		made:     make(map[int]uint64),
+		old:      make(map[*smux.Session]struct{}),
+		away:     make(map[int]chan struct{}),
 		changed:  make(chan struct{}),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -112,6 +122,7 @@ func Start(cfg Config) (*Links, error) {
 	go l.acceptLoop()
 	for _, p := range cfg.Members.Peers() {
 		if p > cfg.Members.Self {
+			l.away[p] = make(chan struct{}, 1)
 			l.wg.Add(1)
 			go l.dialLoop(p)
 		}
@@ -126,10 +137,19 @@ func (l *Links) Close() error {
 	l.closed = true
 	sessions := l.sessions
 	l.sessions = map[int]*smux.Session{}
+	old := l.old
+	l.old = map[*smux.Session]struct{}{}
+	draining := l.draining
 	l.mu.Unlock()
 	l.cancel()
-	err := l.cfg.Listener.Close()
+	var err error
+	if !draining { // Drain closed it
+		err = l.cfg.Listener.Close()
+	}
 	for _, s := range sessions {
+		_ = s.Close()
+	}
+	for s := range old {
 		_ = s.Close()
 	}
 	l.wg.Wait()
@@ -212,6 +232,12 @@ func (l *Links) set(peer int, s *smux.Session) bool {
 	l.made[peer]++
 	close(l.changed)
 	l.changed = make(chan struct{})
+	if old != nil && old.NumStreams() > 0 {
+		// The streams it carries go on (a worker of the peer that
+		// drains while its successor linked, say); it serves no new one.
+		l.old[old] = struct{}{}
+		old = nil
+	}
 	l.mu.Unlock()
 	if old != nil {
 		_ = old.Close()
@@ -222,6 +248,7 @@ func (l *Links) set(peer int, s *smux.Session) bool {
 // drop forgets s as the link to peer, if it still is.
 func (l *Links) drop(peer int, s *smux.Session) {
 	l.mu.Lock()
+	delete(l.old, s)
 	if l.sessions[peer] == s {
 		delete(l.sessions, peer)
 		close(l.changed)
@@ -243,6 +270,6 @@ func (l *Links) serve(peer int, s *smux.Session) {
 			}
 			return
 		}
-		go l.cfg.Accept(peer, st)
+		go l.stream(peer, s, st)
 	}
 }

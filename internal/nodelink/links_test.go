@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xtaci/smux"
 
 	"github.com/subordinate/subordinate/internal/cluster"
 )
@@ -139,7 +138,7 @@ func startNode(t *testing.T, c *ca, caFile string, addrs []string, self, workers
 		Members: cluster.Members{Nodes: addrs, Self: self}, Workers: workers, TLS: cfg, Listener: ln,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(lb, nil)),
-		Accept: func(peer int, s *smux.Stream) {
+		Accept: func(peer int, s *Stream) {
 			defer s.Close()
 			line, err := bufio.NewReader(s).ReadString('\n')
 			if err == nil {
