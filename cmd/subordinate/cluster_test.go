@@ -175,8 +175,8 @@ func (c *testCluster) waitLinks(t *testing.T, nd *clusterNode, nth int) {
 // whoami is a whoami reply in a cluster.
 type whoami struct {
 	shard, node, viaNode, pid int
-	conn                 net.Conn
-	r                    *bufio.Reader
+	conn                      net.Conn
+	r                         *bufio.Reader
 }
 
 // dialKey connects to nd with key and reads the whoami reply, or the

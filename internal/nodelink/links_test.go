@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/subordinate/subordinate/internal/cluster"
 )
 
