@@ -9,4 +9,8 @@
 // handshake; one that disagrees on the cluster (its list, size, worker
 // count or protocol version) is refused after the hellos, with a log
 // line that says what differs.
+//
+// A worker that drains (Links.Drain) sends each peer a go-away and takes
+// no new stream: the peers' new streams go to its successor, which shares
+// its listener or dials them itself.
 package nodelink
