@@ -28,8 +28,14 @@ type masterListener struct {
 // bound are closed. A listener the old master of an upgrade handed over
 // (inh, nil if none) is taken as it is.
 func bindListeners(cfg *Config, inh *inheritance) ([]*masterListener, error) {
+	return bindURLs(cfg.Listen, inh, "")
+}
+
+// bindURLs binds the listen URLs us, or none; what names each in an
+// error ("" for the URL alone).
+func bindURLs(us []string, inh *inheritance, what string) ([]*masterListener, error) {
 	var lns []*masterListener
-	for _, u := range cfg.Listen {
+	for i, u := range us {
 		if ln := inh.take(u); ln != nil {
 			lns = append(lns, ln)
 			continue
@@ -37,6 +43,9 @@ func bindListeners(cfg *Config, inh *inheritance) ([]*masterListener, error) {
 		ln, err := bindListener(u)
 		if err != nil {
 			closeListeners(lns)
+			if what != "" {
+				err = fmt.Errorf("%s %d: %w", what, i, err)
+			}
 			return nil, err
 		}
 		lns = append(lns, ln)
@@ -154,23 +163,13 @@ func bindClusterListeners(cfg *Config, inh *inheritance) ([]*masterListener, err
 	if !cfg.Cluster.Enabled() {
 		return nil, nil
 	}
-	var lns []*masterListener
-	for w := range cfg.Workers {
+	us := make([]string, cfg.Workers)
+	for w := range us {
 		u, err := cfg.Cluster.workerListen(w)
 		if err != nil {
-			closeListeners(lns)
 			return nil, err
 		}
-		if ln := inh.take(u); ln != nil {
-			lns = append(lns, ln)
-			continue
-		}
-		ln, err := bindListener(u)
-		if err != nil {
-			closeListeners(lns)
-			return nil, fmt.Errorf("cluster listener of worker %d: %w", w, err)
-		}
-		lns = append(lns, ln)
+		us[w] = u
 	}
-	return lns, nil
+	return bindURLs(us, inh, "cluster listener of worker")
 }

@@ -28,6 +28,13 @@ func issue13Set(pin string, cpu map[string][2]float64) *results {
 	for _, row := range issue13Rows() {
 		r.Rows = append(r.Rows, rowResult{ID: row.ID, Label: row.Label})
 	}
+	addCells(r, cpu)
+	return r
+}
+
+// addCells adds to r a cell per row and workload of cpu (indexed as
+// r.Workloads; 0: not measured).
+func addCells(r *results, cpu map[string][2]float64) {
 	for row, v := range cpu {
 		for i, w := range r.Workloads {
 			if v[i] > 0 {
@@ -35,7 +42,6 @@ func issue13Set(pin string, cpu map[string][2]float64) *results {
 			}
 		}
 	}
-	return r
 }
 
 // TestIssue13Summary checks every line's value, verdict and detail on

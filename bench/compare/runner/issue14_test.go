@@ -17,13 +17,7 @@ func issue14Set(pin string, cpu map[string][2]float64) *results {
 	for _, row := range issue14Rows() {
 		r.Rows = append(r.Rows, rowResult{ID: row.ID, Label: row.Label})
 	}
-	for row, v := range cpu {
-		for i, w := range r.Workloads {
-			if v[i] > 0 {
-				r.Cells = append(r.Cells, &cell{Row: row, Workload: w.ID, Median: summary{Runs: 3, RPS: 1000, ServerUsPerReq: v[i]}})
-			}
-		}
-	}
+	addCells(r, cpu)
 	return r
 }
 
