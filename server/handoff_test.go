@@ -306,11 +306,9 @@ func TestHandoffArrivingAtStop(t *testing.T) {
 	<-entered
 	r1.Stop() // queued behind the busy function: closeOffLoop, then gnet's shutdown
 	c := dialRaw(t, hs.own[0], keyFor(1, "late", 0), []byte("x"))
-	// gnet registers the socket from a goroutine of its pool, which
-	// queues the registration on the loop and waits for it.
-	waitFor(t, "the registration to be queued", func() bool {
-		return stackWith("[chan receive", "(*eventloop).enroll")
-	})
+	// The receiving goroutine queues the socket for the loop (adopt.go),
+	// behind the busy function and the Stop.
+	waitFor(t, "the adoption to be queued", func() bool { return len(r1.adoptions.slots) > 0 })
 	close(busy)
 	hs.waitServed(1)
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
