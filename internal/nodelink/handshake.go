@@ -11,6 +11,7 @@ import (
 	"github.com/xtaci/smux"
 
 	"github.com/subordinate/subordinate/frame"
+	"github.com/subordinate/subordinate/internal/batchconn"
 	"github.com/subordinate/subordinate/internal/cluster"
 )
 
@@ -98,7 +99,7 @@ func (l *Links) dial(peer int, addr string) (*smux.Session, error) {
 		return nil, err
 	}
 	_ = tc.SetDeadline(time.Time{})
-	s, err := smux.Client(newBatchConn(tc), l.cfg.Smux)
+	s, err := smux.Client(batchconn.New(tc), l.cfg.Smux)
 	if err != nil {
 		tc.Close()
 		return nil, err
@@ -154,7 +155,7 @@ func (l *Links) accept(c net.Conn) {
 		return
 	}
 	_ = tc.SetDeadline(time.Time{})
-	s, err := smux.Server(newBatchConn(tc), l.cfg.Smux)
+	s, err := smux.Server(batchconn.New(tc), l.cfg.Smux)
 	if err != nil {
 		tc.Close()
 		return

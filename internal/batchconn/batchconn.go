@@ -1,20 +1,21 @@
-package nodelink
+package batchconn
 
 import (
 	"net"
 	"sync"
 )
 
-// maxBatch bounds the bytes a batchConn holds for its flusher: past it,
-// Write waits (back-pressure on the smux session).
-const maxBatch = 256 << 10
+// MaxBatch bounds the bytes a Conn holds for its flusher: past it,
+// Write waits (back-pressure on the writer).
+const MaxBatch = 256 << 10
 
-// batchConn gathers the frames smux writes one by one into batches, each
-// one TLS record run and one system call: under load, the frames of many
-// streams go out together. Write hands its bytes to a flusher goroutine
-// and returns; a write error is returned by the next Write (smux then
-// ends the session) and Close ends the flusher.
-type batchConn struct {
+// Conn gathers the frames a smux session writes one by one into
+// batches, each one system call (and, over TLS, one run of records):
+// under load, the frames of many streams go out together. Write hands
+// its bytes to a flusher goroutine and returns; a write error is returned
+// by the next Write (smux then ends the session), and Close ends the
+// flusher.
+type Conn struct {
 	net.Conn
 
 	mu      sync.Mutex
@@ -26,18 +27,19 @@ type batchConn struct {
 	done    chan struct{}
 }
 
-func newBatchConn(c net.Conn) *batchConn {
-	b := &batchConn{Conn: c, done: make(chan struct{})}
+// New returns c with its writes gathered into batches.
+func New(c net.Conn) *Conn {
+	b := &Conn{Conn: c, done: make(chan struct{})}
 	b.cond = sync.NewCond(&b.mu)
 	go b.flush()
 	return b
 }
 
 // Write queues p for the flusher.
-func (b *batchConn) Write(p []byte) (int, error) {
+func (b *Conn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.err == nil && !b.closed && len(b.pending) >= maxBatch {
+	for b.err == nil && !b.closed && len(b.pending) >= MaxBatch {
 		b.cond.Wait()
 	}
 	if b.err != nil {
@@ -56,7 +58,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 
 // flush writes what Write queued, a batch at a time, until Close or an
 // error.
-func (b *batchConn) flush() {
+func (b *Conn) flush() {
 	defer close(b.done)
 	b.mu.Lock()
 	for {
@@ -86,7 +88,7 @@ func (b *batchConn) flush() {
 
 // Close closes the connection at once (what is queued is dropped, as
 // smux's own Close drops its queue) and ends the flusher.
-func (b *batchConn) Close() error {
+func (b *Conn) Close() error {
 	b.mu.Lock()
 	b.closed = true
 	b.pending = nil

@@ -1,4 +1,4 @@
-package nodelink
+package batchconn
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 // TestBatchConnOrder: what Write queues arrives whole and in order.
 func TestBatchConnOrder(t *testing.T) {
 	a, b := net.Pipe()
-	bc := newBatchConn(a)
+	bc := New(a)
 	defer bc.Close()
 	var want bytes.Buffer
 	for i := 0; i < 2000; i++ {
@@ -42,7 +42,7 @@ func TestBatchConnOrder(t *testing.T) {
 func TestBatchConnError(t *testing.T) {
 	a, b := net.Pipe()
 	b.Close() // every write on a fails
-	bc := newBatchConn(a)
+	bc := New(a)
 	defer bc.Close()
 	var err error
 	for i := 0; i < 1000 && err == nil; i++ {
@@ -54,10 +54,10 @@ func TestBatchConnError(t *testing.T) {
 }
 
 // TestBatchConnBounded: a peer that reads nothing holds Write at
-// maxBatch queued bytes; Close releases it.
+// MaxBatch queued bytes; Close releases it.
 func TestBatchConnBounded(t *testing.T) {
 	a, _ := net.Pipe() // nobody reads
-	bc := newBatchConn(a)
+	bc := New(a)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	var err error
@@ -67,11 +67,11 @@ func TestBatchConnBounded(t *testing.T) {
 			_, err = bc.Write(make([]byte, 4096))
 		}
 	}()
-	// The writer blocks once maxBatch is queued (plus the batch the
+	// The writer blocks once MaxBatch is queued (plus the batch the
 	// flusher holds): wait for it, then close.
 	for {
 		bc.mu.Lock()
-		full := len(bc.pending) >= maxBatch
+		full := len(bc.pending) >= MaxBatch
 		bc.mu.Unlock()
 		if full {
 			break
@@ -79,8 +79,8 @@ func TestBatchConnBounded(t *testing.T) {
 		runtime.Gosched()
 	}
 	bc.mu.Lock()
-	if n := len(bc.pending); n > maxBatch+4096 {
-		t.Errorf("%d bytes queued, over the bound %d", n, maxBatch)
+	if n := len(bc.pending); n > MaxBatch+4096 {
+		t.Errorf("%d bytes queued, over the bound %d", n, MaxBatch)
 	}
 	bc.mu.Unlock()
 	bc.Close()
