@@ -16,6 +16,7 @@
 #                 connection, in bytes
 #   --tls         a tls:// listener with a throwaway self-signed
 #                 certificate, and TLS clients
+#   --forward F   serve --forward: handoff or relay (default: serve's)
 #   --size B      request size (default 64)
 #   --linger0     connect mode: close by reset (SO_LINGER 0)
 #   --conns N     connections (default 16; idle: 3000)
@@ -29,7 +30,7 @@
 # mode) the load generator counted. Linux only.
 set -euo pipefail
 
-workers=2 mode=pingpong tls=0 size=64 conns="" runs=5 secs=3 pin=off linger=()
+workers=2 mode=pingpong tls=0 size=64 conns="" runs=5 secs=3 pin=off linger=() forward=()
 while [ $# -gt 2 ]; do
 	case "$1" in
 	--workers) workers=$2; shift ;;
@@ -37,6 +38,7 @@ while [ $# -gt 2 ]; do
 	--tls) tls=1 ;;
 	--size) size=$2; shift ;;
 	--linger0) linger=(--linger0) ;;
+	--forward) forward=(--forward "$2"); shift ;;
 	--conns) conns=$2; shift ;;
 	--runs) runs=$2; shift ;;
 	--secs) secs=$2; shift ;;
@@ -91,7 +93,7 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] 
 
 one() { # one BIN PORT: one run, prints its figure
 	"${spin[@]}" "$1" serve --workers "$workers" --handler echo --max-conns $((2 * conns + 1000)) \
-		--listen "$listen://127.0.0.1:$2" "${tlsflags[@]}" >/dev/null 2>&1 &
+		--listen "$listen://127.0.0.1:$2" "${tlsflags[@]}" "${forward[@]}" >/dev/null 2>&1 &
 	local m=$! out
 	sleep 1
 	if [ "$mode" = idle ]; then
