@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/xtaci/smux"
+
+	"github.com/subordinate/subordinate/internal/batchconn"
 )
 
 // Errors of the Mesh.
@@ -163,7 +165,9 @@ func (m *Mesh) SetLink(peer int, conn net.Conn) error {
 		_ = conn.Close()
 		return err
 	}
-	l := newLink(conn, m.cfg.ReadBufferSize)
+	// The send loop's frames go out in batches (batchconn): under load,
+	// the frames of many streams in one write.
+	l := newLink(batchconn.New(conn), m.cfg.ReadBufferSize)
 	var sm *smux.Session
 	var err error
 	if m.self < peer {
