@@ -31,10 +31,10 @@ func TestIssue14Summary(t *testing.T) {
 	md := issue14Markdown([]*results{pinned, unpinned})
 	for prefix, want := range map[string]string{
 		"| server CPU per connection, connect per request: 2 nodes ÷ HAProxy over 2 servers | ≤ 1 |": "| 0.90 ✓ (90.0 ÷ 100 µs) | 1.10 ✗ (110 ÷ 100 µs) |",
-		"| server CPU per request, ping-pong: 2 nodes ÷ HAProxy over 2 servers | ≤ 1 |":                "| 0.38 ✓ (6.00 ÷ 16.0 µs) | 0.50 ✓ (9.00 ÷ 18.0 µs) |",
-		"| server CPU per connection, connect per request: 2 nodes ÷ 1 node of 2 workers | – |":        "| 1.80 (90.0 ÷ 50.0 µs) | not measured |",
-		"| server CPU per request, ping-pong: 2 nodes ÷ 1 node of 2 workers relaying":                  "| 0.75 (6.00 ÷ 8.00 µs) |",
-		"| server CPU per connection, connect per request: 1 node of 2 workers ÷ 1 worker | – |":       "| 1.67 (50.0 ÷ 30.0 µs) |",
+		"| server CPU per request, ping-pong: 2 nodes ÷ HAProxy over 2 servers | ≤ 1 |":              "| 0.38 ✓ (6.00 ÷ 16.0 µs) | 0.50 ✓ (9.00 ÷ 18.0 µs) |",
+		"| server CPU per connection, connect per request: 2 nodes ÷ 1 node of 2 workers | – |":      "| 1.80 (90.0 ÷ 50.0 µs) | not measured |",
+		"| server CPU per request, ping-pong: 2 nodes ÷ 1 node of 2 workers relaying":                "| 0.75 (6.00 ÷ 8.00 µs) |",
+		"| server CPU per connection, connect per request: 1 node of 2 workers ÷ 1 worker | – |":     "| 1.67 (50.0 ÷ 30.0 µs) |",
 	} {
 		if l := line(t, md, prefix); !strings.Contains(l, want) {
 			t.Errorf("line %q\nlacks %q", l, want)
