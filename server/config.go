@@ -43,6 +43,14 @@ const (
 	ForwardRelay = "relay"
 )
 
+// Ways a worker relays a TLS connection it terminated, for
+// Config.ForwardTLS.
+const (
+	ForwardTLSAuto   = "auto"
+	ForwardTLSSplice = "splice"
+	ForwardTLSRelay  = "relay"
+)
+
 // Limits of Config.
 const (
 	// MaxWorkers bounds Config.Workers: the master makes a socketpair per
@@ -112,9 +120,19 @@ type Config struct {
 	// Forward is how a worker reaches the owner of a plain (TCP or Unix)
 	// connection whose key another shard owns: ForwardHandoff or
 	// ForwardRelay. TLS connections are always relayed (their TLS state
-	// lives in the worker that accepted them). See docs/MESH.md.
-	// Default: "handoff".
+	// lives in the worker that accepted them), as ForwardTLS says. See
+	// docs/MESH.md. Default: "handoff".
 	Forward string `json:"forward"`
+
+	// ForwardTLS is how a worker relays a TLS connection it terminated to
+	// the owner of its key: ForwardTLSSplice (through a socketpair whose
+	// ends both loops serve), ForwardTLSRelay (goroutines copying over the
+	// mesh, whose frames go out in batches), or ForwardTLSAuto: the splice
+	// when every worker can have a CPU of its own (no fewer CPUs in the
+	// worker's affinity than workers), the relay otherwise, where the
+	// mesh's batches save more than the splice's loops (docs/TLS.md).
+	// With Forward ForwardRelay it is always the relay. Default: "auto".
+	ForwardTLS string `json:"forward_tls,omitempty"`
 
 	// MaxKey is the longest key accepted, in bytes (at most 65535).
 	// Default: 1024.
@@ -256,6 +274,7 @@ func DefaultConfig() Config {
 		KeyFrom:           DefaultKeyFrom,
 		MaxHTTPHead:       DefaultMaxHTTPHead,
 		Forward:           DefaultForward,
+		ForwardTLS:        ForwardTLSAuto,
 		MaxKey:            DefaultMaxKey,
 		PreambleTimeout:   DefaultPreambleTimeout,
 		OwnerWait:         DefaultOwnerWait,
@@ -298,6 +317,8 @@ func (c *Config) Validate() error {
 		return bad("frame %q: want line or binary", c.Frame)
 	case c.Forward != ForwardHandoff && c.Forward != ForwardRelay:
 		return bad("forward %q: want %s or %s", c.Forward, ForwardHandoff, ForwardRelay)
+	case c.ForwardTLS != "" && c.ForwardTLS != ForwardTLSAuto && c.ForwardTLS != ForwardTLSSplice && c.ForwardTLS != ForwardTLSRelay:
+		return bad("forward TLS %q: want %s, %s or %s", c.ForwardTLS, ForwardTLSAuto, ForwardTLSSplice, ForwardTLSRelay)
 	case c.MaxKey < 1 || c.MaxKey > MaxKeyLimit:
 		return bad("max key %d: want 1 to %d", c.MaxKey, MaxKeyLimit)
 	case c.PreambleTimeout <= 0:

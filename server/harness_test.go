@@ -108,6 +108,7 @@ func newHarness(t testing.TB, mode string, tweak func(*Config)) *harness {
 	hs.cfg = DefaultConfig()
 	hs.cfg.Workers = 2
 	hs.cfg.Forward = mode
+	hs.cfg.ForwardTLS = ForwardTLSSplice // whatever this machine's CPUs (ForwardTLSAuto)
 	hs.cfg.Secret = []byte("in-process test secret")
 	hs.cfg.Listen = []string{"tcp://" + hs.shared} // and each shard's own: see start
 	hs.cfg.Logger = slog.New(slog.NewTextHandler(hs.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -67,6 +67,9 @@ type routed struct {
 	pool         sync.Pool // *pconn
 
 	tlsConfig *tls.Config // nil without tls:// listeners; reads certs
+	// spliceTLS: a TLS connection terminated here for another worker is
+	// spliced to it, not relayed over the mesh (Config.ForwardTLS).
+	spliceTLS bool
 	certs     *certStore  // what tlsConfig serves, reloaded on SIGHUP (tls_reload.go)
 	tlsLn     []bool      // by listener index: terminate TLS
 	bootErr   error
@@ -227,6 +230,15 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 	if info.Config.Forward == ForwardHandoff {
 		r.links = handoff.NewLinks(info.Count)
 		r.adoptions = newAdoptions()
+	}
+	if r.tlsConfig != nil && info.Count > 1 {
+		cpus := usableCPUs()
+		r.spliceTLS = spliceForwardedTLS(&info.Config, cpus)
+		how := "relay over the mesh"
+		if r.spliceTLS {
+			how = "splice"
+		}
+		info.Logger.Info("forwarded TLS connections", "how", how, "forward_tls", info.Config.ForwardTLS, "cpus", cpus, "workers", info.Count)
 	}
 	r.offLoop = make(map[*Conn]struct{})
 	r.pool.New = r.newPconn

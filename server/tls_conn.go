@@ -107,8 +107,8 @@ func (r *routed) serveTLS(s tlsStart) {
 	}
 	if owner != r.info.Index {
 		r.gstats.forwardedTLS.Add(1)
-		if r.links != nil { // --forward handoff
-			r.spliceTLS(s.fed, tc, tr, key, owner, early, info)
+		if r.spliceTLS { // Config.ForwardTLS
+			r.spliceConn(s.fed, tc, tr, key, owner, early, info)
 			return
 		}
 		// The mesh relay reads and writes the socket on Go's poller: it

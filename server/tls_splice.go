@@ -14,7 +14,7 @@ import (
 	"github.com/subordinate/subordinate/internal/handoff"
 )
 
-// spliceTLS forwards a TLS connection this worker terminated to the
+// spliceConn forwards a TLS connection this worker terminated to the
 // worker that owns its key without the mesh: the TLS state cannot move,
 // so this worker keeps the tls.Conn and relays its plaintext through a
 // Unix socketpair, and hands the other end of the pair to the owner over
@@ -36,7 +36,7 @@ import (
 // goes into the pair and reaches the client through the splice,
 // encrypted. It is called on the handshake's goroutine, which it leaves
 // at once: the rest runs on the loop.
-func (r *routed) spliceTLS(ref fedRef, tc *tls.Conn, tr *tlsTransport, key []byte, owner int, early []byte, info *TLSInfo) {
+func (r *routed) spliceConn(ref fedRef, tc *tls.Conn, tr *tlsTransport, key []byte, owner int, early []byte, info *TLSInfo) {
 	err := r.shard.run(func() {
 		if !ref.live() {
 			return // the client went away

@@ -40,6 +40,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var trusted listFlag
 	fs.Var(&trusted, "trusted-proxy", "network (CIDR or address; \"unix\" for Unix socket clients) allowed to send PROXY headers (repeatable)")
 	forward := fs.String("forward", def.Forward, "how a plain connection reaches its owner: handoff (pass the socket) or relay (copy over the mesh)")
+	forwardTLS := fs.String("forward-tls", def.ForwardTLS, "how a TLS connection terminated for another worker reaches it: splice (a socketpair both loops serve), relay (over the mesh, in batches) or auto (splice when every worker can have a CPU of its own, relay otherwise)")
 	handler := fs.String("handler", defaultHandler, "handler: "+strings.Join(builtin.Names(), ", "))
 	secretFile := fs.String("secret-file", "", "file holding the direct-routing secret (default: a random one)")
 	drain := fs.Duration("drain-timeout", def.DrainTimeout, "how long connections may finish after SIGTERM/SIGINT")
@@ -124,6 +125,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		cfg.TrustedProxies = append(cfg.TrustedProxies, strings.Split(t, ",")...)
 	}
 	cfg.Forward = *forward
+	cfg.ForwardTLS = *forwardTLS
 	cfg.SecretFile = *secretFile
 	cfg.DrainTimeout = *drain
 	cfg.PreambleTimeout = *preamble

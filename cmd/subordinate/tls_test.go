@@ -129,11 +129,26 @@ func tlsDial(t *testing.T, addr string, cfg *tls.Config, key string) (*tls.Conn,
 // TestTLSFront: SNI picks the certificate, ALPN is negotiated, and the
 // handler sees the TLS summary on local and forwarded connections alike
 // (a forwarded one says relayed=true); the echo after it is intact, and
-// half-close works through TLS.
+// half-close works through TLS; forwarded connections spliced or relayed
+// over the mesh (--forward-tls), as the worker logs.
 func TestTLSFront(t *testing.T) {
 	t.Parallel()
+	for _, ft := range []struct{ flag, how string }{{"splice", "splice"}, {"relay", "relay over the mesh"}} {
+		t.Run(ft.flag, func(t *testing.T) {
+			t.Parallel()
+			testTLSFront(t, ft.flag, ft.how)
+		})
+	}
+}
+
+func testTLSFront(t *testing.T, forwardTLS, how string) {
 	p := newPKI(t)
-	s := tlsServe(t, p, "--alpn", "sub/1,h2")
+	s := tlsServe(t, p, "--alpn", "sub/1,h2", "--forward-tls", forwardTLS)
+	for i := 0; i < 3; i++ {
+		s.WaitLog(soon, 1, func(l proctest.Line) bool {
+			return l.Is("forwarded TLS connections", "shard", i, "how", how)
+		})
+	}
 	local, forwarded := 0, 0
 	for i := 0; i < 24; i++ {
 		name := []string{"a.example", "b.example"}[i%2]
