@@ -70,8 +70,8 @@ type routed struct {
 	// spliceTLS: a TLS connection terminated here for another worker is
 	// spliced to it, not relayed over the mesh (Config.ForwardTLS).
 	spliceTLS bool
-	certs     *certStore  // what tlsConfig serves, reloaded on SIGHUP (tls_reload.go)
-	tlsLn     []bool      // by listener index: terminate TLS
+	certs     *certStore // what tlsConfig serves, reloaded on SIGHUP (tls_reload.go)
+	tlsLn     []bool     // by listener index: terminate TLS
 	bootErr   error
 	stopped   chan struct{}
 	stopOnce  sync.Once
