@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -162,6 +163,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := server.Serve(cfg, factory); err != nil {
 		fmt.Fprintf(stderr, "subordinate serve: %v\n", err)
+		if errors.Is(err, server.ErrConfig) {
+			return 2 // found by the master (a node list, its files): a usage error
+		}
 		return 1
 	}
 	return 0
