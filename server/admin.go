@@ -51,6 +51,8 @@ type adminServer struct {
 	start  time.Time
 	listen []string
 	build  BuildInfo
+	// node and nodes place the server in its cluster (nodes 0: none).
+	node, nodes int
 
 	// reqs carries the handlers' requests to the supervisor; done is
 	// closed when the supervisor has stopped.
@@ -115,8 +117,8 @@ func listenAdmin(cfg *Config, log *slog.Logger, listen []string) (*adminServer, 
 	}
 	a := &adminServer{
 		log: log, ln: ln, pprof: cfg.AdminPprof, start: time.Now(), listen: listen,
-		build: ReadBuildInfo(),
-		reqs:  make(chan adminReq), done: make(chan struct{}),
+		build: ReadBuildInfo(), node: cfg.Cluster.Members.Self, nodes: cfg.Cluster.Members.Size(),
+		reqs: make(chan adminReq), done: make(chan struct{}),
 		waits: make(map[uint64]chan shardAnswer),
 		reg:   prometheus.NewRegistry(),
 	}
@@ -399,8 +401,18 @@ type Status struct {
 	Healthy bool `json:"healthy"`
 	// Listen are the listeners, as the master bound them.
 	Listen []string `json:"listen"`
+	// Cluster is the server's place in its cluster (docs/CLUSTER.md);
+	// nil outside one.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 	// Workers are the shards' workers, by index.
 	Workers []WorkerStatus `json:"workers"`
+}
+
+// ClusterStatus is a node's place in its cluster.
+type ClusterStatus struct {
+	// Node is this node's index, Nodes the number of nodes.
+	Node  int `json:"node"`
+	Nodes int `json:"nodes"`
 }
 
 // WorkerStatus is one shard's worker in Status.
@@ -420,6 +432,9 @@ type WorkerStatus struct {
 	Answered bool `json:"answered"`
 	// Connections are the connections the shard's handler serves.
 	Connections *int `json:"connections,omitempty"`
+	// NodeLinks is, in a cluster, how many of the worker's links to the
+	// other nodes are up (of Status.Cluster.Nodes - 1), when it answered.
+	NodeLinks *int `json:"node_links,omitempty"`
 }
 
 // status answers the master's and its workers' state as JSON.
@@ -443,6 +458,9 @@ func (a *adminServer) statusOf(view adminView, stats map[int]*workerStats, now t
 		State: view.State, Ready: view.Ready, Healthy: view.Healthy, Listen: a.listen,
 		Workers: make([]WorkerStatus, 0, len(view.Workers)),
 	}
+	if a.nodes > 0 {
+		st.Cluster = &ClusterStatus{Node: a.node, Nodes: a.nodes}
+	}
 	for _, wv := range view.Workers {
 		ws := WorkerStatus{Shard: wv.Shard, Pid: wv.Pid, State: wv.State, Restarts: wv.Restarts}
 		if wv.Pid != 0 {
@@ -453,6 +471,15 @@ func (a *adminServer) statusOf(view adminView, stats map[int]*workerStats, now t
 			if s.Loop {
 				n := s.Active
 				ws.Connections = &n
+			}
+			if a.nodes > 0 {
+				up := 0
+				for _, p := range s.Nodes {
+					if p.Up {
+						up++
+					}
+				}
+				ws.NodeLinks = &up
 			}
 		}
 		st.Workers = append(st.Workers, ws)

@@ -319,6 +319,7 @@ func TestClusterNodeDown(t *testing.T) {
 			t.Fatalf("node 0 worker %d: links to nodes 1 and 2 not up in the metrics", w)
 		}
 	}
+	checkStatusLinks(t, admin0, "2/2 up")
 	down := c.nodes[2]
 	down.Signal(syscall.SIGKILL)
 	down.WaitExit(soon)
@@ -350,6 +351,7 @@ func TestClusterNodeDown(t *testing.T) {
 		forwarded += m.shardVal(t, "subordinate_node_forwarded_total", w)
 		refused += m.shardVal(t, "subordinate_refused_total", w, "reason", "owner_unavailable")
 	}
+	checkStatusLinks(t, admin0, "1/2 up")
 	// Via node 0: two keys of node 2, refused, and two of node 1.
 	if forwarded != 4 || refused != 2 {
 		t.Fatalf("node 0 relayed %v connections to other nodes and refused %v for an unavailable owner; want 4 and 2", forwarded, refused)
@@ -548,5 +550,15 @@ func TestClusterUpgrade(t *testing.T) {
 			waitGone(t, oldMaster, "the old master")
 			c.checkPlace(t, other, c.keyOn(up, 0, 5000))
 		})
+	}
+}
+
+// checkStatusLinks checks that `subordinate status` shows node 0 of 3
+// and, for each of its 2 workers, links (such as "2/2 up").
+func checkStatusLinks(t *testing.T, admin, links string) {
+	t.Helper()
+	out, errs, code := runArgs("status", "--admin", admin)
+	if code != 0 || !strings.Contains(out, "cluster  node 0 of 3") || strings.Count(out, links) != 2 {
+		t.Fatalf("subordinate status: exit %d, stderr %q, want node 0 of 3 and two workers with %s:\n%s", code, errs, links, out)
 	}
 }

@@ -96,9 +96,16 @@ func printStatus(w io.Writer, st *server.Status) {
 	fmt.Fprintf(w, "version  %s, %s\n", version, st.GoVersion)
 	fmt.Fprintf(w, "listen   %s\n", strings.Join(st.Listen, " "))
 	fmt.Fprintf(w, "ready    %s   healthy %s\n", yes[st.Ready], yes[st.Healthy])
+	if c := st.Cluster; c != nil {
+		fmt.Fprintf(w, "cluster  node %d of %d (0 to %d)\n", c.Node, c.Nodes, c.Nodes-1)
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SHARD\tPID\tSTATE\tRESTARTS\tCONNS\tUPTIME")
+	header := "SHARD\tPID\tSTATE\tRESTARTS\tCONNS\tUPTIME"
+	if st.Cluster != nil {
+		header += "\tNODE LINKS"
+	}
+	fmt.Fprintln(tw, header)
 	for _, wk := range st.Workers {
 		pid, conns, up := "-", "-", "-"
 		if wk.Pid != 0 {
@@ -109,7 +116,15 @@ func printStatus(w io.Writer, st *server.Status) {
 		} else if wk.Pid != 0 {
 			conns = "?" // it did not answer in time
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", wk.Shard, pid, wk.State, wk.Restarts, conns, up)
+		line := fmt.Sprintf("%d\t%s\t%s\t%d\t%s\t%s", wk.Shard, pid, wk.State, wk.Restarts, conns, up)
+		if c := st.Cluster; c != nil {
+			links := "-"
+			if wk.NodeLinks != nil {
+				links = fmt.Sprintf("%d/%d up", *wk.NodeLinks, c.Nodes-1)
+			}
+			line += "\t" + links
+		}
+		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
 }
