@@ -404,12 +404,13 @@ func TestClusterForeignCA(t *testing.T) {
 
 // TestClusterTLS: a TLS connection whose key is another node's is
 // terminated by the node that accepted it and reaches its owner there
-// decrypted, with its TLS state: a key read inside TLS (frame) and one
-// read from the ClientHello (sni), the latter handed to the worker that
-// stands for its owner before its handshake.
+// decrypted, with its TLS state: a key read inside TLS (frame), spliced or
+// relayed to the worker that stands for its owner, and one read from the
+// ClientHello (sni), handed to that worker before its handshake.
 func TestClusterTLS(t *testing.T) {
-	for _, keyFrom := range []string{"frame", "sni"} {
-		t.Run(keyFrom, func(t *testing.T) {
+	for _, tc := range []struct{ keyFrom, forwardTLS string }{{"frame", "splice"}, {"frame", "relay"}, {"sni", "auto"}} {
+		keyFrom := tc.keyFrom
+		t.Run(keyFrom+"/"+tc.forwardTLS, func(t *testing.T) {
 			t.Parallel()
 			cert, key, pool := proctest.SelfSigned(t, "*.example")
 			c := &testCluster{workers: 2, scheme: "tls"}
@@ -418,7 +419,7 @@ func TestClusterTLS(t *testing.T) {
 				c.list = append(c.list, net.JoinHostPort(nodeHost(i), strconv.Itoa(freePorts(t, nodeHost(i), 2))))
 			}
 			for i := 0; i < 2; i++ {
-				c.nodes = append(c.nodes, c.start(t, i, ncert, nkey, ncert, "--key-from", keyFrom, "--cert", cert, "--key", key))
+				c.nodes = append(c.nodes, c.start(t, i, ncert, nkey, ncert, "--key-from", keyFrom, "--forward-tls", tc.forwardTLS, "--cert", cert, "--key", key))
 			}
 			for _, nd := range c.nodes {
 				c.waitLinks(t, nd, 1)
