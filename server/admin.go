@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/subordinate/subordinate/internal/cluster"
 	"github.com/subordinate/subordinate/internal/ctl"
 )
 
@@ -110,14 +111,14 @@ type shardAnswer struct {
 // listenAdmin binds the admin endpoint of cfg (the master's, before any
 // worker starts) and logs its address. A non-loopback address is allowed
 // but logged as a warning.
-func listenAdmin(cfg *Config, log *slog.Logger, listen []string) (*adminServer, error) {
+func listenAdmin(cfg *Config, log *slog.Logger, listen []string, members cluster.Members) (*adminServer, error) {
 	ln, err := net.Listen("tcp", cfg.Admin)
 	if err != nil {
 		return nil, fmt.Errorf("admin endpoint: %w", err)
 	}
 	a := &adminServer{
 		log: log, ln: ln, pprof: cfg.AdminPprof, start: time.Now(), listen: listen,
-		build: ReadBuildInfo(), node: cfg.Cluster.Members.Self, nodes: cfg.Cluster.Members.Size(),
+		build: ReadBuildInfo(), node: members.Self, nodes: members.Size(),
 		reqs: make(chan adminReq), done: make(chan struct{}),
 		waits: make(map[uint64]chan shardAnswer),
 		reg:   prometheus.NewRegistry(),

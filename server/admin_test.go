@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/subordinate/subordinate/internal/cluster"
 	"github.com/subordinate/subordinate/internal/ctl"
 )
 
@@ -160,7 +161,7 @@ func TestAdminEndpoint(t *testing.T) {
 	before := goroutines()
 	cfg := DefaultConfig()
 	cfg.Admin = "127.0.0.1:0"
-	a, err := listenAdmin(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), []string{"tcp://127.0.0.1:7000"})
+	a, err := listenAdmin(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), []string{"tcp://127.0.0.1:7000"}, cluster.Members{})
 	if err != nil {
 		t.Fatal(err)
 	}

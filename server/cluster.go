@@ -43,7 +43,7 @@ func (r *routed) startNodes() error {
 		return err
 	}
 	r.nodes, err = nodelink.Start(nodelink.Config{
-		Members:  cc.Members,
+		Members:  r.info.Members,
 		Workers:  r.info.Count,
 		Worker:   r.info.Index,
 		TLS:      tlsCfg,

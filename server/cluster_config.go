@@ -45,11 +45,6 @@ type ClusterConfig struct {
 	Cert string `json:"cert,omitempty"`
 	Key  string `json:"key,omitempty"`
 	CA   string `json:"ca,omitempty"`
-
-	// Members is the resolved membership, set by the master from the
-	// fields above (hostname and file read once, in the master) and sent
-	// to the workers. A zero Members is one machine.
-	Members cluster.Members `json:"members"`
 }
 
 // Enabled reports whether the config names a cluster.
@@ -115,27 +110,21 @@ func (c *ClusterConfig) workerListen(w int) (string, error) {
 	return "tcp://" + a, nil
 }
 
-// resolve sets Members from the spec, reading the node file or the
-// hostname, and checks that the certificates load: a node that could
-// link with nobody fails at start, not in its workers.
-func (c *ClusterConfig) resolve() error {
+// resolve returns the membership the config names, reading the node file
+// or the hostname, once, in the master (the workers get the list it
+// resolved), and checks that the certificates load: a node that could
+// link with nobody fails at start, not in its workers. Outside a cluster
+// it returns a zero Members.
+func (c *ClusterConfig) resolve() (cluster.Members, error) {
 	if !c.Enabled() {
-		c.Members = cluster.Members{}
-		return nil
+		return cluster.Members{}, nil
 	}
 	m, err := cluster.Resolve(c.spec(), nil)
 	if err != nil {
-		return err
+		return cluster.Members{}, err
 	}
 	if _, err := nodelink.TLSConfig(c.Cert, c.Key, c.CA); err != nil {
-		return err
+		return cluster.Members{}, err
 	}
-	c.Members = m
-	return nil
+	return m, nil
 }
-
-// nodes is the cluster's node count (1: one machine).
-func (c *ClusterConfig) nodes() int { return max(1, c.Members.Size()) }
-
-// self is this node's index (0: one machine).
-func (c *ClusterConfig) self() int { return c.Members.Self }

@@ -47,7 +47,8 @@ func runMaster(cfg Config) error {
 		log.Warn("this system cannot pass sockets over SOCK_SEQPACKET; relaying forwarded connections instead")
 		cfg.Forward = ForwardRelay
 	}
-	if err := cfg.Cluster.resolve(); err != nil {
+	members, err := cfg.Cluster.resolve()
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	wire := cfg
@@ -86,14 +87,14 @@ func runMaster(cfg Config) error {
 	}
 	var admin *adminServer
 	if cfg.Admin != "" {
-		if admin, err = listenAdmin(&cfg, log, addrs); err != nil {
+		if admin, err = listenAdmin(&cfg, log, addrs, members); err != nil {
 			return err
 		}
 		defer admin.close()
 		go admin.serve()
 	}
-	if m := cfg.Cluster.Members; m.Size() > 0 {
-		log.Info("cluster node", "node", m.Self, "nodes", m.Size(), "cluster_listen", clns[0].displayAddr(), "workers", cfg.Workers)
+	if members.Size() > 0 {
+		log.Info("cluster node", "node", members.Self, "nodes", members.Size(), "cluster_listen", clns[0].displayAddr(), "workers", cfg.Workers)
 	}
 	log.Info("master started", "listen", addrs, "workers", cfg.Workers)
 	s := &supervisor{
@@ -103,6 +104,7 @@ func runMaster(cfg Config) error {
 		secret:  secret,
 		lns:     lns,
 		clns:    clns,
+		members: members,
 		exe:     exe,
 		args:    os.Args,
 		log:     log,

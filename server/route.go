@@ -183,8 +183,8 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 		maxConns:     maxConns(&info.Config),
 		refusals:     newRateLog(info.Logger, refusalBurst, refusalInterval),
 		downs:        make(map[*meshDown]struct{}),
-		self:         info.Config.Cluster.self(),
-		nnodes:       info.Config.Cluster.nodes(),
+		self:         info.Members.Self,
+		nnodes:       max(1, info.Members.Size()),
 	}
 	r.fds.init(info.Config.Workers - 1)
 	if err := r.initKeyFrom(); err != nil {

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/subordinate/subordinate/internal/cluster"
 )
 
 // shardRuntime is the seam between the process model and the shard: what
@@ -59,8 +61,9 @@ type shardInfo struct {
 	Peers map[int]peerFiles
 	// Cluster is the worker's cluster listener (nil outside a cluster):
 	// the same worker of every other node links with it. The runtime
-	// owns it.
+	// owns it. Members are the cluster's nodes (zero outside one).
 	Cluster *os.File
+	Members cluster.Members
 }
 
 // linksPerPeer is the number of descriptors per peer in the master's

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/subordinate/subordinate/internal/cluster"
 	"github.com/subordinate/subordinate/internal/ctl"
 	"github.com/subordinate/subordinate/internal/handoff"
 )
@@ -43,6 +44,7 @@ type supervisor struct {
 	secret  []byte
 	lns     []*masterListener
 	clns    []*masterListener // cluster listeners, by worker; nil outside a cluster
+	members cluster.Members   // the cluster's nodes, resolved; zero outside a cluster
 	exe     *masterBinary     // what a worker runs: the master's own binary
 	args    []string
 	log     *slog.Logger
@@ -476,14 +478,14 @@ func (s *supervisor) start(i int) error {
 	for _, f := range ends {
 		fds = append(fds, int(f.Fd()))
 	}
-	var cluster *ctl.Listener
+	var cl *ctl.Cluster
 	if i < len(s.clns) {
-		cluster = &s.clns[i].spec
+		cl = &ctl.Cluster{Listener: s.clns[i].spec, Nodes: s.members.Nodes, Node: s.members.Self}
 		fds = append(fds, s.clns[i].fd)
 	}
 	init := &ctl.Message{Type: ctl.TypeInit, Protocol: ctl.ProtocolVersion, Init: &ctl.Init{
 		Shard: i, Workers: s.cfg.Workers, Config: s.cfgJSON, Secret: s.secret,
-		Listeners: specs, Peers: peers, Tickets: s.tickets.wire(), Cluster: cluster,
+		Listeners: specs, Peers: peers, Tickets: s.tickets.wire(), Cluster: cl,
 	}, FDs: fds}
 	_ = mc.SetWriteDeadline(time.Now().Add(sendTimeout))
 	if err := mc.Send(init); err != nil {

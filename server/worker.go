@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/subordinate/subordinate/internal/cluster"
 	"github.com/subordinate/subordinate/internal/ctl"
 )
 
@@ -226,8 +227,8 @@ func shardInfoOf(m *ctl.Message, local Config, factory HandlerFactory) (*shardIn
 	if in.Cluster != nil {
 		nfd++
 	}
-	if cfg.Cluster.Members.Size() > 0 && in.Cluster == nil {
-		return fail(errors.New("init: a cluster node, but no cluster listener"))
+	if cfg.Cluster.Enabled() != (in.Cluster != nil) {
+		return fail(fmt.Errorf("init: cluster config %v, cluster listener %v", cfg.Cluster.Enabled(), in.Cluster != nil))
 	}
 	if len(fds) != nfd {
 		return fail(fmt.Errorf("init: %d descriptors, want %d", len(fds), nfd))
@@ -239,7 +240,11 @@ func shardInfoOf(m *ctl.Message, local Config, factory HandlerFactory) (*shardIn
 	for i, p := range in.Peers {
 		info.Peers[p] = peerLinksOf(fds[i*per : (i+1)*per])
 	}
-	if in.Cluster != nil {
+	if c := in.Cluster; c != nil {
+		info.Members = cluster.Members{Nodes: c.Nodes, Self: c.Node}
+		if c.Node < 0 || c.Node >= len(c.Nodes) {
+			return fail(fmt.Errorf("init: node %d of %d", c.Node, len(c.Nodes)))
+		}
 		info.Cluster = os.NewFile(uintptr(fds[len(fds)-1]), "cluster")
 	}
 	return info, nil

@@ -112,11 +112,22 @@ type Init struct {
 	// starts (nil without a tls:// listener). They never leave the
 	// control channel. Added in version 2.
 	Tickets *Tickets `json:"tickets,omitempty"`
-	// Cluster describes the worker's cluster listener, where the same
-	// worker of the other nodes links with it (docs/CLUSTER.md); nil
-	// outside a cluster. Optional, so version 2 still: a worker is always
-	// its own master's binary.
-	Cluster *Listener `json:"cluster,omitempty"`
+	// Cluster places the worker in its cluster (docs/CLUSTER.md); nil
+	// outside one. Optional, so version 2 still: a worker is always its
+	// own master's binary.
+	Cluster *Cluster `json:"cluster,omitempty"`
+}
+
+// Cluster is what a worker of a cluster node needs beyond the config: the
+// node list the master resolved (from a file or the hostname, read once)
+// and its cluster listener, the last of the Init's FDs, where the same
+// worker of the other nodes links with it.
+type Cluster struct {
+	Listener Listener `json:"listener"`
+	// Nodes are the nodes' addresses, node i at index i; Node is this
+	// node's index.
+	Nodes []string `json:"nodes"`
+	Node  int      `json:"node"`
 }
 
 // Listener describes one listening socket.
