@@ -48,3 +48,28 @@ func ExampleShard_Run() {
 	}
 	_ = factory
 }
+
+// ExampleClusterConfig runs the program as node 1 of a three-node
+// cluster: every node gets the same list, and each key is owned by one
+// worker of one node (docs/CLUSTER.md). The handler is the same as on one
+// machine; c.AcceptedByNode says which node the client reached.
+func ExampleClusterConfig() {
+	cfg := server.DefaultConfig()
+	cfg.Listen = []string{"tcp://0.0.0.0:7000"}
+	cfg.Workers = 2
+	cfg.Cluster = server.ClusterConfig{
+		Nodes:  "10.0.0.1:7946,10.0.0.2:7946,10.0.0.3:7946",
+		Index:  "1", // or "from-hostname" in a Kubernetes StatefulSet
+		Listen: "tls://0.0.0.0:7946",
+		Cert:   "/etc/subordinate/cluster/tls.crt",
+		Key:    "/etc/subordinate/cluster/tls.key",
+		CA:     "/etc/subordinate/cluster/ca.crt",
+	}
+	err := server.Serve(cfg, func(s *server.Shard) (server.Handler, error) {
+		log.Printf("shard %d of node %d (of %d)", s.Index(), s.Node(), s.Nodes())
+		return &rooms{members: make(map[string]int)}, nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+}
