@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -561,5 +562,38 @@ func checkStatusLinks(t *testing.T, admin, links string) {
 	out, errs, code := runArgs("status", "--admin", admin)
 	if code != 0 || !strings.Contains(out, "cluster  node 0 of 3") || strings.Count(out, links) != 2 {
 		t.Fatalf("subordinate status: exit %d, stderr %q, want node 0 of 3 and two workers with %s:\n%s", code, errs, links, out)
+	}
+}
+
+// TestClusterNodesFile: the node list from a file (--nodes-file, with a
+// comment and a blank line) works as --nodes does.
+func TestClusterNodesFile(t *testing.T) {
+	t.Parallel()
+	c := &testCluster{workers: 1}
+	for i := 0; i < 2; i++ {
+		c.list = append(c.list, net.JoinHostPort(nodeHost(i), strconv.Itoa(freePorts(t, nodeHost(i), 1))))
+	}
+	file := filepath.Join(t.TempDir(), "nodes")
+	body := "# the cluster, node 0 first\n" + c.list[0] + "\n\n" + c.list[1] + "\n"
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := proctest.NodeCert(t, nodeHost(0), nodeHost(1))
+	for i := 0; i < 2; i++ {
+		args := []string{
+			"--listen", "tcp://" + net.JoinHostPort(nodeHost(i), "0"),
+			"--nodes-file", file, "--node-index", strconv.Itoa(i),
+			"--cluster-listen", "tls://" + c.list[i],
+			"--cluster-cert", cert, "--cluster-key", key, "--cluster-ca", cert,
+		}
+		c.nodes = append(c.nodes, &clusterNode{master: serve(t, 1, args...), index: i, args: args})
+	}
+	for _, nd := range c.nodes {
+		c.waitLinks(t, nd, 1)
+	}
+	for _, nd := range c.nodes {
+		for node := 0; node < 2; node++ {
+			c.checkPlace(t, nd, c.keyOn(node, 0, 0))
+		}
 	}
 }
