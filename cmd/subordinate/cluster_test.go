@@ -597,3 +597,42 @@ func TestClusterNodesFile(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterTemplate: the node list as a template and a count
+// (--nodes 'HOST{i}:PORT' --cluster-size 2, as a StatefulSet's DNS names
+// are), here loopback addresses 127.0.1.10 and 127.0.1.11 on one port.
+func TestClusterTemplate(t *testing.T) {
+	t.Parallel()
+	hosts := []string{"127.0.1.10", "127.0.1.11"}
+	port := 0
+	for port == 0 {
+		p := freePorts(t, hosts[0], 1)
+		if l, err := net.Listen("tcp", net.JoinHostPort(hosts[1], strconv.Itoa(p))); err == nil {
+			l.Close()
+			port = p
+		}
+	}
+	c := &testCluster{workers: 1}
+	for _, h := range hosts {
+		c.list = append(c.list, net.JoinHostPort(h, strconv.Itoa(port)))
+	}
+	tmpl := "127.0.1.1{i}:" + strconv.Itoa(port)
+	cert, key := proctest.NodeCert(t, hosts...)
+	for i, h := range hosts {
+		args := []string{
+			"--listen", "tcp://" + net.JoinHostPort(h, "0"),
+			"--nodes", tmpl, "--cluster-size", "2", "--node-index", strconv.Itoa(i),
+			"--cluster-listen", "tls://" + c.list[i],
+			"--cluster-cert", cert, "--cluster-key", key, "--cluster-ca", cert,
+		}
+		c.nodes = append(c.nodes, &clusterNode{master: serve(t, 1, args...), index: i, args: args})
+	}
+	for _, nd := range c.nodes {
+		c.waitLinks(t, nd, 1)
+	}
+	for _, nd := range c.nodes {
+		for node := 0; node < 2; node++ {
+			c.checkPlace(t, nd, c.keyOn(node, 0, 0))
+		}
+	}
+}
