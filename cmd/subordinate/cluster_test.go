@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -48,12 +49,17 @@ var (
 func nodeHost(i int) string { return fmt.Sprintf("127.0.0.%d", 2+i) }
 
 // portsGiven are the ports freePorts returned, by host: tests running in
-// parallel must not be given the same ones (a closed port is free again
-// for the next bind to port 0).
+// parallel must not be given the same ones.
 var portsGiven = struct {
 	sync.Mutex
 	m map[string]bool
 }{m: map[string]bool{}}
+
+// Cluster ports come from below Linux's default ephemeral range (32768 to
+// 60999): a port probed free there is not taken a moment later by the
+// kernel for a listener on port 0 (every node's client listener) or an
+// outgoing connection.
+const clusterPortLow, clusterPortHigh = 20000, 32000
 
 // freePorts returns a port p of host such that p to p+n-1 are free, and
 // were not given to another test: a node's workers listen on its cluster
@@ -62,21 +68,16 @@ func freePorts(t *testing.T, host string, n int) int {
 	t.Helper()
 	portsGiven.Lock()
 	defer portsGiven.Unlock()
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			t.Fatalf("listen on %s: %v (this test needs the loopback network 127.0.0.0/8)", host, err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := p+n-1 <= 65535
+	for try := 0; try < 200; try++ {
+		p := clusterPortLow + rand.IntN(clusterPortHigh-clusterPortLow-n)
+		ok := true
 		for k := 0; ok && k < n; k++ {
-			if portsGiven.m[net.JoinHostPort(host, strconv.Itoa(p+k))] {
+			addr := net.JoinHostPort(host, strconv.Itoa(p+k))
+			if portsGiven.m[addr] {
 				ok = false
+				break
 			}
-		}
-		for k := 1; ok && k < n; k++ {
-			l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p+k)))
+			l, err := net.Listen("tcp", addr)
 			if err != nil {
 				ok = false
 				break
