@@ -174,6 +174,23 @@ func (c *testCluster) waitLinks(t *testing.T, nd *clusterNode, nth int) {
 	}
 }
 
+// checkLinked waits until every node is linked with every other, then
+// checks that a key of every node and worker reaches its owner from every
+// node.
+func (c *testCluster) checkLinked(t *testing.T) {
+	t.Helper()
+	for _, nd := range c.nodes {
+		c.waitLinks(t, nd, 1)
+	}
+	for _, nd := range c.nodes {
+		for node := range c.nodes {
+			for worker := 0; worker < c.workers; worker++ {
+				c.checkPlace(t, nd, c.keyOn(node, worker, 0))
+			}
+		}
+	}
+}
+
 // whoami is a whoami reply in a cluster.
 type whoami struct {
 	shard, node, viaNode, pid int
@@ -589,14 +606,7 @@ func TestClusterNodesFile(t *testing.T) {
 		}
 		c.nodes = append(c.nodes, &clusterNode{master: serve(t, 1, args...), index: i, args: args})
 	}
-	for _, nd := range c.nodes {
-		c.waitLinks(t, nd, 1)
-	}
-	for _, nd := range c.nodes {
-		for node := 0; node < 2; node++ {
-			c.checkPlace(t, nd, c.keyOn(node, 0, 0))
-		}
-	}
+	c.checkLinked(t)
 }
 
 // TestClusterTemplate: the node list as a template and a count
@@ -628,12 +638,5 @@ func TestClusterTemplate(t *testing.T) {
 		}
 		c.nodes = append(c.nodes, &clusterNode{master: serve(t, 1, args...), index: i, args: args})
 	}
-	for _, nd := range c.nodes {
-		c.waitLinks(t, nd, 1)
-	}
-	for _, nd := range c.nodes {
-		for node := 0; node < 2; node++ {
-			c.checkPlace(t, nd, c.keyOn(node, 0, 0))
-		}
-	}
+	c.checkLinked(t)
 }
