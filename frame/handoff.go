@@ -20,7 +20,8 @@ const handoffPrefix = 4
 
 // MaxHandoffSize is the largest hand-off message: the prefix, the longest
 // key or a direct shard index, and the most early data.
-const MaxHandoffSize = handoffPrefix + 2 + MaxKeyLimit + 2*(1+maxAddrPort) + 4 + MaxHandoffEarly
+// A TLS session's plaintext shares the early data's bound.
+const MaxHandoffSize = handoffPrefix + 2 + MaxKeyLimit + 2*(1+maxAddrPort) + 4 + MaxHandoffEarly + maxSession
 
 // maxAddrPort bounds one address of a hand-off message: an IPv6 address
 // with its zone and port (netip.AddrPort.MarshalBinary).
@@ -57,6 +58,13 @@ type Handoff struct {
 	// client's address, before any handshake): the owner terminates it,
 	// and Early starts with the bytes of the ClientHello.
 	TLS bool
+	// Session, when set, is the client's TLS 1.3 session, which the
+	// sender established and the owner goes on with, with no handshake:
+	// the socket is the client's, past its handshake and preamble, and
+	// Early holds the client's records the sender read and did not
+	// decrypt. Early and Session.Plain together are at most
+	// MaxHandoffEarly bytes.
+	Session *TLSSession
 	// Client and Local, when valid, are the client's addresses as a PROXY
 	// protocol header declared them (--accept-proxy-protocol): the owner
 	// presents them instead of the socket's, which are the proxy's. Both
@@ -74,6 +82,9 @@ const (
 	// flagHandoffTLS marks a client socket whose TLS the owner terminates
 	// (Handoff.TLS).
 	flagHandoffTLS = 1 << 3
+	// flagSession says a TLS session follows the early data
+	// (Handoff.Session).
+	flagSession = 1 << 4
 )
 
 // AppendHandoff appends m, encoded, to dst. It returns an error wrapping
@@ -96,6 +107,17 @@ func AppendHandoff(dst []byte, m *Handoff) ([]byte, error) {
 	if m.Client.IsValid() != m.Local.IsValid() {
 		return dst, fmt.Errorf("%w: a hand-off with one address of two", ErrBadHeader)
 	}
+	if s := m.Session; s != nil {
+		if m.Stream || m.TLS {
+			return dst, fmt.Errorf("%w: a hand-off with a TLS session is neither a stream nor a TLS one", ErrBadHeader)
+		}
+		if len(m.Early)+len(s.Plain) > MaxHandoffEarly {
+			return dst, fmt.Errorf("%w: %d bytes of early data and TLS plaintext, at most %d", ErrBadHeader, len(m.Early)+len(s.Plain), MaxHandoffEarly)
+		}
+		if err := s.check(); err != nil {
+			return dst, err
+		}
+	}
 	var flags byte
 	if m.Direct {
 		flags |= flagDirect
@@ -108,6 +130,9 @@ func AppendHandoff(dst []byte, m *Handoff) ([]byte, error) {
 	}
 	if m.Client.IsValid() {
 		flags |= flagAddrs
+	}
+	if m.Session != nil {
+		flags |= flagSession
 	}
 	dst = append(dst, HandoffVersion, flags)
 	dst = binary.BigEndian.AppendUint16(dst, m.Listener)
@@ -122,7 +147,11 @@ func AppendHandoff(dst []byte, m *Handoff) ([]byte, error) {
 		dst = appendAddrPort(dst, m.Local)
 	}
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Early)))
-	return append(dst, m.Early...), nil
+	dst = append(dst, m.Early...)
+	if m.Session != nil {
+		dst = appendSession(dst, m.Session)
+	}
+	return dst, nil
 }
 
 // ParseHandoff parses one whole hand-off message. Key and Early alias b.
@@ -137,7 +166,7 @@ func ParseHandoff(b []byte, maxKey int) (*Handoff, error) {
 		return nil, fmt.Errorf("%w: hand-off version %d", ErrBadVersion, b[0])
 	}
 	flags := b[1]
-	if flags&^(flagDirect|flagStream|flagAddrs|flagHandoffTLS) != 0 {
+	if flags&^(flagDirect|flagStream|flagAddrs|flagHandoffTLS|flagSession) != 0 {
 		return nil, fmt.Errorf("%w: unknown hand-off flags %#02x", ErrBadHeader, flags)
 	}
 	m := &Handoff{Listener: binary.BigEndian.Uint16(b[2:]), Stream: flags&flagStream != 0, TLS: flags&flagHandoffTLS != 0}
@@ -172,6 +201,15 @@ func ParseHandoff(b []byte, maxKey int) (*Handoff, error) {
 		return nil, fmt.Errorf("%w: %d bytes of early data, at most %d", ErrHeaderTooLarge, n, MaxHandoffEarly)
 	}
 	m.Early = c.bytes(int(n))
+	if flags&flagSession != 0 {
+		if m.Stream || m.TLS {
+			return nil, fmt.Errorf("%w: a stream or TLS hand-off with a TLS session", ErrBadHeader)
+		}
+		var err error
+		if m.Session, err = c.session(MaxHandoffEarly - len(m.Early)); err != nil {
+			return nil, err
+		}
+	}
 	if !c.ok() {
 		return nil, fmt.Errorf("%w: hand-off message ends inside a field", ErrBadHeader)
 	}

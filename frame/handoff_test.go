@@ -17,6 +17,10 @@ func TestHandoffRoundTrip(t *testing.T) {
 		{Key: []byte("example.com"), TLS: true, Early: []byte{0x16, 3, 1}},
 		{Key: []byte("203.0.113.9"), Client: netip.MustParseAddrPort("203.0.113.9:4711"), Local: netip.MustParseAddrPort("[2001:db8::1%eth0]:443")},
 		{Direct: true, Shard: 1, Stream: true, Client: netip.MustParseAddrPort("[::1]:1"), Local: netip.MustParseAddrPort("127.0.0.1:2")},
+		{Key: []byte("room"), Early: []byte{23, 3, 3, 0, 1}, Session: testSession()},
+		{Key: []byte("room"), Session: &TLSSession{Suite: 0x1302, ClientSecret: bytes.Repeat([]byte{1}, MaxSessionSecret),
+			ServerSecret: []byte{2}, ClientSeq: ^uint64(0), Info: TLSInfo{Version: 0x0304, PeerSubject: "CN=x"},
+			Plain: bytes.Repeat([]byte{3}, MaxHandoffEarly)}},
 	} {
 		b, err := AppendHandoff([]byte("prefix"), m)
 		if err != nil {
@@ -40,6 +44,11 @@ func TestHandoffEncodeErrors(t *testing.T) {
 		{Key: []byte("k"), Early: make([]byte, MaxHandoffEarly+1)},
 		{Key: []byte("k"), Stream: true, TLS: true},
 		{Key: []byte("k"), Client: netip.MustParseAddrPort("192.0.2.1:1")},
+		{Key: []byte("k"), TLS: true, Session: testSession()},
+		{Key: []byte("k"), Stream: true, Session: testSession()},
+		{Key: []byte("k"), Early: []byte("x"), Session: &TLSSession{ClientSecret: []byte{1}, ServerSecret: []byte{1}, Plain: make([]byte, MaxHandoffEarly)}},
+		{Key: []byte("k"), Session: &TLSSession{ClientSecret: []byte{1}}},
+		{Key: []byte("k"), Session: &TLSSession{ClientSecret: []byte{1}, ServerSecret: make([]byte, MaxSessionSecret+1)}},
 	} {
 		if b, err := AppendHandoff([]byte("x"), m); !errors.Is(err, ErrBadHeader) || string(b) != "x" {
 			t.Errorf("%+v: %q, %v; want ErrBadHeader and dst unchanged", m, b, err)
@@ -78,6 +87,34 @@ func TestHandoffParseErrors(t *testing.T) {
 	}
 }
 
+// testSession is a TLS session as a sender would hand it off.
+func testSession() *TLSSession {
+	return &TLSSession{
+		Suite: 0x1301, ClientSecret: bytes.Repeat([]byte{0xc}, 32), ServerSecret: bytes.Repeat([]byte{0x5}, 32),
+		ClientSeq: 2, ServerSeq: 1,
+		Info:  TLSInfo{Version: 0x0304, ServerName: "example.com", ALPN: "h2"},
+		Plain: []byte("after the key\n"),
+	}
+}
+
+func TestHandoffSessionParseErrors(t *testing.T) {
+	good, _ := AppendHandoff(nil, &Handoff{Key: []byte("k"), Early: []byte("ab"), Session: testSession()})
+	plainLen := len(good) - len(testSession().Plain) - 4
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"cut in session", good[:len(good)-20], ErrBadHeader},
+		{"session marked TLS", append([]byte{1, good[1] | 0x08}, good[2:]...), ErrBadHeader},
+		{"plaintext over the early bound", append(append([]byte(nil), good[:plainLen]...), 0, 1, 0, 0), ErrHeaderTooLarge},
+	} {
+		if _, err := ParseHandoff(tc.b, MaxKeyLimit); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
 // FuzzParseHandoff: whatever the bytes, ParseHandoff either refuses them
 // or returns a message that encodes back to exactly them.
 func FuzzParseHandoff(f *testing.F) {
@@ -86,6 +123,8 @@ func FuzzParseHandoff(f *testing.F) {
 	b, _ = AppendHandoff(nil, &Handoff{Direct: true, Shard: 3})
 	f.Add(b, uint16(1))
 	b, _ = AppendHandoff(nil, &Handoff{Key: []byte("room"), Stream: true})
+	f.Add(b, uint16(16))
+	b, _ = AppendHandoff(nil, &Handoff{Key: []byte("room"), Early: []byte{23, 3, 3}, Session: testSession()})
 	f.Add(b, uint16(16))
 	f.Fuzz(func(t *testing.T, in []byte, maxKey16 uint16) {
 		maxKey := fuzzMaxKey(maxKey16)

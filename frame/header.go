@@ -161,11 +161,7 @@ func AppendStreamHeader(dst []byte, h *StreamHeader) ([]byte, error) {
 	dst = appendStr8(dst, h.Local.Net)
 	dst = appendStr8(dst, h.Local.Addr)
 	if t := h.TLS; t != nil {
-		dst = binary.BigEndian.AppendUint16(dst, t.Version)
-		dst = appendStr8(dst, t.ServerName)
-		dst = appendStr8(dst, t.ALPN)
-		dst = binary.BigEndian.AppendUint16(dst, uint16(len(t.PeerSubject)))
-		dst = append(dst, t.PeerSubject...)
+		dst = appendTLSInfo(dst, t)
 	}
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(h.Early)))
 	dst = append(dst, h.Early...)
@@ -296,16 +292,10 @@ func parseBody(flags byte, body []byte, lim HeaderLimits) (*StreamHeader, error)
 	h.Local.Net = c.str8()
 	h.Local.Addr = c.str8()
 	if flags&flagTLS != 0 {
-		t := new(TLSInfo)
-		t.Version = c.u16()
-		t.ServerName = c.str8()
-		t.ALPN = c.str8()
-		n := int(c.u16())
-		if c.ok() && n > MaxPeerSubject {
-			return nil, fmt.Errorf("%w: peer subject of %d bytes, at most %d", ErrBadHeader, n, MaxPeerSubject)
+		h.TLS = new(TLSInfo)
+		if err := c.tlsInfo(h.TLS); err != nil {
+			return nil, err
 		}
-		t.PeerSubject = string(c.bytes(n))
-		h.TLS = t
 	}
 	n := c.u32()
 	if c.ok() && int64(n) > int64(lim.MaxEarly) {
