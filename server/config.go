@@ -46,9 +46,10 @@ const (
 // Ways a worker relays a TLS connection it terminated, for
 // Config.ForwardTLS.
 const (
-	ForwardTLSAuto   = "auto"
-	ForwardTLSSplice = "splice"
-	ForwardTLSRelay  = "relay"
+	ForwardTLSAuto    = "auto"
+	ForwardTLSHandoff = "handoff"
+	ForwardTLSSplice  = "splice"
+	ForwardTLSRelay   = "relay"
 )
 
 // Limits of Config.
@@ -124,13 +125,25 @@ type Config struct {
 	// docs/MESH.md. Default: "handoff".
 	Forward string `json:"forward"`
 
-	// ForwardTLS is how a worker relays a TLS connection it terminated to
-	// the owner of its key: ForwardTLSSplice (through a socketpair whose
-	// ends both loops serve), ForwardTLSRelay (goroutines copying over the
-	// mesh, whose frames go out in batches), or ForwardTLSAuto: the splice
-	// when every worker can have a CPU of its own (no fewer CPUs in the
-	// worker's affinity than workers), the relay otherwise, where the
-	// mesh's batches save more than the splice's loops (docs/TLS.md).
+	// ForwardTLS is how a worker passes a TLS connection it terminated to
+	// the owner of its key:
+	//
+	//   - ForwardTLSHandoff hands the client's socket off with its TLS 1.3
+	//     session (traffic keys and sequence numbers): the owner serves
+	//     the connection as its own, and the accepting worker is out of
+	//     it. A connection that cannot move so (TLS 1.2, more buffered
+	//     than a hand-off message holds, the owner's link down) is
+	//     spliced.
+	//   - ForwardTLSSplice keeps the session here and relays the
+	//     plaintext through a socketpair whose ends both loops serve.
+	//   - ForwardTLSRelay keeps it here and relays over the mesh, with
+	//     goroutines, whose frames go out in batches.
+	//   - ForwardTLSAuto, the default, hands off as ForwardTLSHandoff
+	//     does; a connection that cannot move is spliced when every
+	//     worker can have a CPU of its own (no fewer CPUs in the worker's
+	//     affinity than workers), relayed otherwise, where the mesh's
+	//     batches save more than the splice's loops (docs/TLS.md).
+	//
 	// With Forward ForwardRelay it is always the relay. Default: "auto".
 	ForwardTLS string `json:"forward_tls,omitempty"`
 
@@ -317,8 +330,8 @@ func (c *Config) Validate() error {
 		return bad("frame %q: want line or binary", c.Frame)
 	case c.Forward != ForwardHandoff && c.Forward != ForwardRelay:
 		return bad("forward %q: want %s or %s", c.Forward, ForwardHandoff, ForwardRelay)
-	case c.ForwardTLS != "" && c.ForwardTLS != ForwardTLSAuto && c.ForwardTLS != ForwardTLSSplice && c.ForwardTLS != ForwardTLSRelay:
-		return bad("forward TLS %q: want %s, %s or %s", c.ForwardTLS, ForwardTLSAuto, ForwardTLSSplice, ForwardTLSRelay)
+	case c.ForwardTLS != "" && c.ForwardTLS != ForwardTLSAuto && c.ForwardTLS != ForwardTLSHandoff && c.ForwardTLS != ForwardTLSSplice && c.ForwardTLS != ForwardTLSRelay:
+		return bad("forward TLS %q: want %s, %s, %s or %s", c.ForwardTLS, ForwardTLSAuto, ForwardTLSHandoff, ForwardTLSSplice, ForwardTLSRelay)
 	case c.MaxKey < 1 || c.MaxKey > MaxKeyLimit:
 		return bad("max key %d: want 1 to %d", c.MaxKey, MaxKeyLimit)
 	case c.PreambleTimeout <= 0:

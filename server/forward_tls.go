@@ -11,7 +11,7 @@ func spliceForwardedTLS(cfg *Config, cpus int) bool {
 		return false // no hand-off links: nothing to pass a socketpair on
 	}
 	switch cfg.ForwardTLS {
-	case ForwardTLSSplice:
+	case ForwardTLSSplice, ForwardTLSHandoff:
 		return true
 	case ForwardTLSRelay:
 		return false
@@ -21,6 +21,16 @@ func spliceForwardedTLS(cfg *Config, cpus int) bool {
 	// one link carries all the connections between two workers in
 	// batches, wakes the other worker once for many of them.
 	return cpus >= cfg.Workers
+}
+
+// handOffTLSSessions reports whether a worker hands off the TLS 1.3
+// sessions it terminates for another worker (Config.ForwardTLS), before
+// it splices or relays them.
+func handOffTLSSessions(cfg *Config) bool {
+	if cfg.Forward == ForwardRelay {
+		return false // no hand-off links
+	}
+	return cfg.ForwardTLS == ForwardTLSAuto || cfg.ForwardTLS == ForwardTLSHandoff || cfg.ForwardTLS == ""
 }
 
 // usableCPUs is the number of CPUs this process may run on: on Linux,

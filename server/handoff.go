@@ -80,7 +80,7 @@ func (r *routed) handOffLater(fd int, msg []byte, owner int, form refusalForm) {
 		}
 		r.log.Warn("cannot hand off a connection", "owner", owner, "reason", reason, "err", err)
 		r.countRefusal(reason)
-		replyFD(fd, appendRefusal(nil, form, reason, 0))
+		replyFD(fd, r.refusalOf(msg, form, reason))
 		return
 	}
 }
@@ -216,7 +216,7 @@ func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int)
 	if err != nil {
 		r.log.Error("refused a hand-off", "peer", peer, "err", err)
 		r.gstats.refused[refInternal].Add(1)
-		r.refuseArrival(fd, l, seq, r.form(m != nil && m.TLS), "internal error")
+		r.refuseArrival(fd, l, seq, r.arrivalRefusal(m, "internal error"))
 		return
 	}
 	// The message lives in the link's buffer: keep a copy.
@@ -226,6 +226,13 @@ func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int)
 	}
 	if m.Early != nil {
 		m.Early = own[len(own)-len(m.Early):]
+	}
+	if s := m.Session; s != nil {
+		c := *s
+		c.ClientSecret = append([]byte(nil), s.ClientSecret...)
+		c.ServerSecret = append([]byte(nil), s.ServerSecret...)
+		c.Plain = append([]byte(nil), s.Plain...)
+		m.Session = &c
 	}
 	a := &arrival{m: m, via: peer, link: l, seq: seq}
 	if m.Stream {
@@ -251,23 +258,32 @@ func (r *routed) arrive(peer int, l *handoff.Link, seq uint32, b []byte, fd int)
 	if err != nil {
 		r.log.Warn("cannot adopt a handed-off connection", "peer", peer, "err", err)
 		r.gstats.refused[refBusy].Add(1)
-		r.refuseArrival(fd, l, seq, r.form(m.TLS), "server busy")
+		r.refuseArrival(fd, l, seq, r.arrivalRefusal(m, "server busy"))
 		return
 	}
 	r.adopt(s, a)
 }
 
 // refuseArrival answers the client of a hand-off this worker will not
-// open with reason, on a goroutine of its own (replyFD lingers), and lets
-// the sender forget it.
-func (r *routed) refuseArrival(fd int, l *handoff.Link, seq uint32, form refusalForm, reason string) {
+// open with refusal, on a goroutine of its own (replyFD lingers), and
+// lets the sender forget it.
+func (r *routed) refuseArrival(fd int, l *handoff.Link, seq uint32, refusal []byte) {
 	ack(l, seq)
 	r.hold()
 	go func() {
 		defer r.release()
-		replyFD(fd, appendRefusal(nil, form, reason, 0))
+		replyFD(fd, refusal)
 		unix.Close(fd)
 	}()
+}
+
+// arrivalRefusal is the refusal of the client of hand-off message m (nil:
+// unreadable), for reason.
+func (r *routed) arrivalRefusal(m *frame.Handoff, reason string) []byte {
+	if m != nil && m.Session != nil {
+		return r.sessionRefusal(m, reason)
+	}
+	return appendRefusal(nil, r.form(m != nil && m.TLS), reason, 0)
 }
 
 // openArrival opens a handed-off socket on the loop: from now on it is a
@@ -287,6 +303,9 @@ func (r *routed) openArrival(gc gnet.Conn, a *arrival, short bool) ([]byte, gnet
 			r.log.Error("refused a hand-off", "peer", a.via, "err", err)
 			return nil, gnet.Close
 		}
+	}
+	if a.m.Session != nil {
+		return r.openSession(gc, a, short)
 	}
 	if short || r.full() {
 		return r.refuseBusy(gc, a.m.TLS)

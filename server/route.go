@@ -70,11 +70,14 @@ type routed struct {
 	// spliceTLS: a TLS connection terminated here for another worker is
 	// spliced to it, not relayed over the mesh (Config.ForwardTLS).
 	spliceTLS bool
-	certs     *certStore // what tlsConfig serves, reloaded on SIGHUP (tls_reload.go)
-	tlsLn     []bool     // by listener index: terminate TLS
-	bootErr   error
-	stopped   chan struct{}
-	stopOnce  sync.Once
+	// sessionTLS: such a connection is handed off with its TLS 1.3
+	// session first, when it can be (tls_session.go).
+	sessionTLS bool
+	certs      *certStore // what tlsConfig serves, reloaded on SIGHUP (tls_reload.go)
+	tlsLn      []bool     // by listener index: terminate TLS
+	bootErr    error
+	stopped    chan struct{}
+	stopOnce   sync.Once
 
 	// crashOnPanic is Config.CrashOnPanic: a panic in handler code is
 	// not recovered (panic.go).
@@ -234,9 +237,13 @@ func newRoutedRuntime(info *shardInfo) (shardRuntime, error) {
 	if r.tlsConfig != nil && info.Count > 1 {
 		cpus := usableCPUs()
 		r.spliceTLS = spliceForwardedTLS(&info.Config, cpus)
+		r.sessionTLS = handOffTLSSessions(&info.Config)
 		how := "relay over the mesh"
 		if r.spliceTLS {
 			how = "splice"
+		}
+		if r.sessionTLS {
+			how = "hand-off with the TLS 1.3 session, else " + how
 		}
 		info.Logger.Info("forwarded TLS connections", "how", how, "forward_tls", info.Config.ForwardTLS, "cpus", cpus, "workers", info.Count)
 	}

@@ -43,7 +43,8 @@ type loopStats struct {
 // goStats are the counters kept off the loop: atomics, each incremented
 // once per connection event.
 type goStats struct {
-	forwardedTLS atomic.Uint64 // TLS connections relayed to their owner
+	forwardedTLS atomic.Uint64 // TLS connections terminated here for their owner
+	tlsHandedOff atomic.Uint64 // of them, those handed off with their session
 	toNode       atomic.Uint64 // connections relayed to another node (cluster.go)
 	fromNode     atomic.Uint64 // connections another node relayed here
 	refused      [numRefusal]atomic.Uint64
@@ -239,7 +240,9 @@ func (r *routed) stats(ctx context.Context) workerStats {
 		}
 	}
 	if s.Forwarded != nil {
-		s.Forwarded[howNames[howRelay]] += r.gstats.forwardedTLS.Load()
+		handed := r.gstats.tlsHandedOff.Load()
+		s.Forwarded[howNames[howHandoff]] += handed
+		s.Forwarded[howNames[howRelay]] += r.gstats.forwardedTLS.Load() - handed
 	}
 	s.Refused = make(map[string]uint64, numRefusal)
 	for i := range r.gstats.refused {

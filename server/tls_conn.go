@@ -107,6 +107,9 @@ func (r *routed) serveTLS(s tlsStart) {
 	}
 	if owner != r.info.Index {
 		r.gstats.forwardedTLS.Add(1)
+		if r.sessionTLS && r.handOffSession(s.fed, tc, key, owner, early, info) {
+			return
+		}
 		if r.spliceTLS { // Config.ForwardTLS
 			r.spliceConn(s.fed, tc, tr, key, owner, early, info)
 			return

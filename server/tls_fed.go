@@ -84,6 +84,14 @@ func (f *tlsFed) take() []byte {
 	return b
 }
 
+// buffered returns what the loop pushed and Read has not returned,
+// leaving it there, on the loop while the handshake's goroutine waits.
+func (f *tlsFed) buffered() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.in
+}
+
 // Read returns what the loop pushed, waiting for it until the read
 // deadline.
 func (f *tlsFed) Read(p []byte) (int, error) {

@@ -17,6 +17,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"hash"
 	"net"
 	"strings"
@@ -81,6 +82,23 @@ func (w *recordWriter) record(typ byte, data []byte) []byte {
 func TestTLSLoopKeyUpdate(t *testing.T) {
 	t.Parallel()
 	hs := tlsLoopHarness(t, ForwardRelay, nil)
+	testKeyUpdate(t, hs, 0)
+}
+
+// TestTLSSessionKeyUpdate: the same through a connection worker 0
+// terminated and handed off to worker 1, the owner of its key, with its
+// TLS 1.3 session (tls_session.go): the owner's record layer
+// (internal/tls13) reads the client's KeyUpdate and answers it.
+func TestTLSSessionKeyUpdate(t *testing.T) {
+	t.Parallel()
+	hs := tlsLoopHarness(t, ForwardHandoff, func(hs *harness) { hs.cfg.ForwardTLS = ForwardTLSHandoff })
+	testKeyUpdate(t, hs, 1)
+}
+
+// testKeyUpdate dials worker 0 with a key of worker owner and sends a
+// KeyUpdate that asks for the server's, as TestTLSLoopKeyUpdate says.
+func testKeyUpdate(t *testing.T, hs *harness, owner int) {
+	key := keyFor(owner, "keyupdate", 0)
 	var keylog bytes.Buffer
 	cfg := &tls.Config{RootCAs: hs.roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13, KeyLogWriter: &keylog}
 	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: bound}, "tcp", hs.ownTLS[0], cfg)
@@ -113,12 +131,15 @@ func TestTLSLoopKeyUpdate(t *testing.T) {
 
 	// The first record, under the first key: the preamble and a
 	// request, served once the connection is on the loop.
-	if _, err := raw.Write(w.record(23, []byte(keyFor(0, "keyupdate", 0)+"\nbefore|"))); err != nil {
+	if _, err := raw.Write(w.record(23, []byte(key+"\nbefore|"))); err != nil {
 		t.Fatal(err)
 	}
-	c.readInfo(t)
+	in := c.readInfo(t)
+	if in["shard"] != fmt.Sprint(owner) || in["via"] != "0" || in["relayed"] != "false" || in["tls"] != "true" {
+		t.Fatalf("info %v: want shard %d via 0, not relayed, TLS", in, owner)
+	}
 	c.expect(t, "before|")
-	waitFor(t, "the connection on the loop", func() bool { return offLoopConns(t, hs, 0) == 0 })
+	waitFor(t, "the connection on the loop", func() bool { return offLoopConns(t, hs, owner) == 0 })
 
 	// KeyUpdate, update_requested, then a request under the new key.
 	ku := w.record(22, []byte{24, 0, 0, 1, 1})
@@ -136,10 +157,10 @@ func TestTLSLoopKeyUpdate(t *testing.T) {
 	if got := c.readAll(t); len(got) != 0 {
 		t.Fatalf("after close_notify: %q", got)
 	}
-	hs.h[0].waitCounts(t, "OnClose", func(o, c int) bool { return o == 1 && c == 1 })
-	if err, _ := hs.h[0].errOf(keyFor(0, "keyupdate", 0)); err != nil {
+	hs.h[owner].waitCounts(t, "OnClose", func(o, c int) bool { return o == 1 && c == 1 })
+	if err, _ := hs.h[owner].errOf(key); err != nil {
 		t.Fatalf("OnClose: %v, want nil", err)
 	}
 	hs.stopAll()
-	hs.h[0].checkBalanced(t)
+	hs.h[owner].checkBalanced(t)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -26,7 +27,7 @@ const tlsScratch = 4 * tlsReadMin
 // done on a goroutine (serveTLS); this is the same tls.Conn, with what it
 // had buffered.
 type tlsLoop struct {
-	tc      *tls.Conn
+	tc      tlsRecords
 	tr      *tlsTransport
 	in      []byte // decrypted bytes; in[head:] are not consumed yet
 	head    int
@@ -35,6 +36,14 @@ type tlsLoop struct {
 	// hand only (settle). A Conn whose handler consumes all it gets
 	// holds no buffer of its own between reads.
 	borrowed bool
+}
+
+// tlsRecords is what a tlsLoop reads and writes through: the tls.Conn of
+// a handshake this worker did, or the tls13.Conn of a session another
+// worker handed off (tls_session.go).
+type tlsRecords interface {
+	net.Conn
+	CloseWrite() error
 }
 
 // buffered, peek and discard serve the Conn's read methods.

@@ -35,7 +35,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"serve", "--frame", "xml"}, `frame "xml": want line or binary`},
 		{[]string{"serve", "--tls-ticket-rotation", "-1h"}, "TLS ticket key rotation -1h0m0s: want > 0"},
 		{[]string{"serve", "--forward", "teleport"}, `forward "teleport": want handoff or relay`},
-		{[]string{"serve", "--forward-tls", "copy"}, `forward TLS "copy": want auto, splice or relay`},
+		{[]string{"serve", "--forward-tls", "copy"}, `forward TLS "copy": want auto, handoff, splice or relay`},
 		{[]string{"serve", "--nodes", "10.0.0.1:7946,10.0.0.2:7946"}, "--cluster-listen is required with --nodes"},
 		{[]string{"serve", "--cluster-listen", "tls://0.0.0.0:7946"}, "without a node list: give --nodes or --nodes-file"},
 		{[]string{"serve", "--nodes", "a:7946", "--cluster-listen", "tcp://0.0.0.0:7946", "--cluster-cert", "c", "--cluster-key", "k", "--cluster-ca", "ca"}, "want tls://HOST:PORT"},

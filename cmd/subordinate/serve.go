@@ -41,7 +41,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var trusted listFlag
 	fs.Var(&trusted, "trusted-proxy", "network (CIDR or address; \"unix\" for Unix socket clients) allowed to send PROXY headers (repeatable)")
 	forward := fs.String("forward", def.Forward, "how a plain connection reaches its owner: handoff (pass the socket) or relay (copy over the mesh)")
-	forwardTLS := fs.String("forward-tls", def.ForwardTLS, "how a TLS connection terminated for another worker reaches it: splice (a socketpair both loops serve), relay (over the mesh, in batches) or auto (splice when every worker can have a CPU of its own, relay otherwise)")
+	forwardTLS := fs.String("forward-tls", def.ForwardTLS, "how a TLS connection terminated for another worker reaches it: handoff (its socket, with its TLS 1.3 session; a TLS 1.2 one is spliced), splice (a socketpair both loops serve), relay (over the mesh, in batches) or auto (handoff; a TLS 1.2 one spliced when every worker can have a CPU of its own, relayed otherwise)")
 	handler := fs.String("handler", defaultHandler, "handler: "+strings.Join(builtin.Names(), ", "))
 	secretFile := fs.String("secret-file", "", "file holding the direct-routing secret (default: a random one)")
 	drain := fs.Duration("drain-timeout", def.DrainTimeout, "how long connections may finish after SIGTERM/SIGINT")

@@ -127,13 +127,18 @@ func tlsDial(t *testing.T, addr string, cfg *tls.Config, key string) (*tls.Conn,
 }
 
 // TestTLSFront: SNI picks the certificate, ALPN is negotiated, and the
-// handler sees the TLS summary on local and forwarded connections alike
-// (a forwarded one says relayed=true); the echo after it is intact, and
-// half-close works through TLS; forwarded connections spliced or relayed
-// over the mesh (--forward-tls), as the worker logs.
+// handler sees the TLS summary on local and forwarded connections alike;
+// the echo after it is intact, and half-close works through TLS;
+// forwarded connections handed off with their TLS 1.3 session (relayed=
+// false; a TLS 1.2 one is spliced), spliced or relayed over the mesh
+// (--forward-tls), as the worker logs.
 func TestTLSFront(t *testing.T) {
 	t.Parallel()
-	for _, ft := range []struct{ flag, how string }{{"splice", "splice"}, {"relay", "relay over the mesh"}} {
+	for _, ft := range []struct{ flag, how string }{
+		{"handoff", "hand-off with the TLS 1.3 session, else splice"},
+		{"splice", "splice"},
+		{"relay", "relay over the mesh"},
+	} {
 		t.Run(ft.flag, func(t *testing.T) {
 			t.Parallel()
 			testTLSFront(t, ft.flag, ft.how)
@@ -149,14 +154,18 @@ func testTLSFront(t *testing.T, forwardTLS, how string) {
 			return l.Is("forwarded TLS connections", "shard", i, "how", how)
 		})
 	}
-	local, forwarded := 0, 0
-	for i := 0; i < 24; i++ {
+	local, forwarded, handed := 0, 0, 0
+	for i := 0; i < 32; i++ {
 		name := []string{"a.example", "b.example"}[i%2]
-		c, r, line := tlsDial(t, s.addr, &tls.Config{RootCAs: p.pool, ServerName: name, NextProtos: []string{"sub/1"}}, fmt.Sprintf("tls-%d", i))
+		version, vname := uint16(tls.VersionTLS13), "TLS 1.3"
+		if i%4 == 3 {
+			version, vname = tls.VersionTLS12, "TLS 1.2"
+		}
+		c, r, line := tlsDial(t, s.addr, &tls.Config{RootCAs: p.pool, ServerName: name, NextProtos: []string{"sub/1"}, MaxVersion: version}, fmt.Sprintf("tls-%d", i))
 		if got := c.ConnectionState().PeerCertificates[0].Subject.CommonName; got != name {
 			t.Fatalf("SNI %s: served the certificate of %s", name, got)
 		}
-		for _, want := range []string{`tls=TLS 1.3`, fmt.Sprintf(`sni=%q`, name), `alpn="sub/1"`, `peer=""`} {
+		for _, want := range []string{`tls=` + vname, fmt.Sprintf(`sni=%q`, name), `alpn="sub/1"`, `peer=""`} {
 			if !strings.Contains(line, want) {
 				t.Fatalf("whoami %q lacks %s", line, want)
 			}
@@ -164,12 +173,21 @@ func testTLSFront(t *testing.T, forwardTLS, how string) {
 		var shard, via int
 		fmt.Sscanf(line[strings.Index(line, "shard="):], "shard=%d", &shard)
 		fmt.Sscanf(line[strings.Index(line, "via="):], "via=%d", &via)
-		// TLS connections are relayed in every mode (the TLS state lives
-		// in the accepting worker), here the default, handoff.
-		checkRelayed(t, s.mode, true, shard, via, relayedRE.MatchString(strings.TrimSuffix(line, "\n")))
-		if shard == via {
-			local++
+		// A forwarded TLS connection is relayed (its TLS state stays in
+		// the accepting worker), unless handed off with its TLS 1.3
+		// session.
+		relayed := relayedRE.MatchString(strings.TrimSuffix(line, "\n"))
+		if forwardTLS == "handoff" && version == tls.VersionTLS13 {
+			checkRelayed(t, s.mode, false, shard, via, relayed)
 		} else {
+			checkRelayed(t, s.mode, true, shard, via, relayed)
+		}
+		switch {
+		case shard == via:
+			local++
+		case !relayed:
+			handed++
+		default:
 			forwarded++
 		}
 		msg := strings.Repeat(fmt.Sprintf("payload %d ", i), 5000)
@@ -184,8 +202,8 @@ func testTLSFront(t *testing.T, forwardTLS, how string) {
 			t.Fatalf("echo through TLS: %d of %d bytes, %v", len(back), len(msg), err)
 		}
 	}
-	if local == 0 || forwarded == 0 {
-		t.Fatalf("local %d, forwarded %d: both paths must be exercised", local, forwarded)
+	if local == 0 || forwarded == 0 || (forwardTLS == "handoff" && handed == 0) {
+		t.Fatalf("local %d, handed off %d, relayed %d: every path must be exercised", local, handed, forwarded)
 	}
 	s.stop(t)
 }
