@@ -80,7 +80,9 @@ func (c *conn) expectedKinds(mode string) []string {
 	var ks []string
 	if c.via != c.shard {
 		ks = append(ks, "forwarded")
-		if c.tls || mode == "relay" {
+		// A TLS 1.3 connection is handed off with its session in
+		// hand-off mode (--forward-tls auto), as a plain one is.
+		if mode == "relay" {
 			ks = append(ks, "relayed")
 		}
 	} else {
