@@ -263,10 +263,12 @@ func (c *Conn) consume(n int) {
 	c.raw = c.raw[:rest]
 }
 
-// failRead records err, sends the fatal alert, and returns err.
+// failRead records err with the fatal alert it calls for (an *AlertError,
+// not Received, that errors.As finds in what Read returns), sends the
+// alert, and returns the recorded error.
 func (c *Conn) failRead(err error, alert uint8) error {
 	if c.rerr == nil {
-		c.rerr = err
+		c.rerr = fmt.Errorf("%w (%w)", err, &AlertError{Code: alert})
 		c.sendAlert(alertLevelFatal, alert)
 	}
 	return c.rerr
