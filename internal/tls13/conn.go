@@ -173,6 +173,11 @@ func (c *Conn) readRecord() error {
 		return c.failRead(fmt.Errorf("tls13: cannot decrypt a record: %w", err), alertBadRecordMAC)
 	}
 	c.rkeys.seq++
+	// The whole inner plaintext, padding included, is at most 2^14+1
+	// bytes (RFC 8446, section 5.4): padding is no way past the limit.
+	if len(inner) > maxPlaintext+1 {
+		return c.failRead(errors.New("tls13: record too large"), alertRecordOverflow)
+	}
 	i := len(inner) - 1
 	for i >= 0 && inner[i] == 0 {
 		i--
@@ -181,9 +186,6 @@ func (c *Conn) readRecord() error {
 		return c.failRead(errors.New("tls13: a record with no content type"), alertUnexpectedMessage)
 	}
 	typ, content := inner[i], inner[:i]
-	if len(content) > maxPlaintext {
-		return c.failRead(errors.New("tls13: record too large"), alertRecordOverflow)
-	}
 	switch typ {
 	case typeApplication:
 		if len(c.hs) > 0 {
