@@ -186,11 +186,13 @@ func (c *Conn) readRecord() error {
 		return c.failRead(errors.New("tls13: a record with no content type"), alertUnexpectedMessage)
 	}
 	typ, content := inner[i], inner[:i]
+	if len(c.hs) > 0 && typ != typeHandshake {
+		// Handshake messages MUST NOT be interleaved with other record
+		// types (RFC 8446, section 5.1): neither data nor an alert.
+		return c.failRead(fmt.Errorf("tls13: a record of type %d inside a handshake message", typ), alertUnexpectedMessage)
+	}
 	switch typ {
 	case typeApplication:
-		if len(c.hs) > 0 {
-			return c.failRead(errors.New("tls13: application data inside a handshake message"), alertUnexpectedMessage)
-		}
 		c.plain = append(c.plain, content...)
 	case typeAlert:
 		err = c.handleAlert(content)
