@@ -173,6 +173,11 @@ func (c *Conn) readRecord() error {
 		return c.failRead(fmt.Errorf("tls13: cannot decrypt a record: %w", err), alertBadRecordMAC)
 	}
 	c.rkeys.seq++
+	// The whole inner plaintext, padding included, is at most 2^14+1
+	// bytes (RFC 8446, section 5.4): padding is no way past the limit.
+	if len(inner) > maxPlaintext+1 {
+		return c.failRead(errors.New("tls13: record too large"), alertRecordOverflow)
+	}
 	i := len(inner) - 1
 	for i >= 0 && inner[i] == 0 {
 		i--
@@ -181,14 +186,13 @@ func (c *Conn) readRecord() error {
 		return c.failRead(errors.New("tls13: a record with no content type"), alertUnexpectedMessage)
 	}
 	typ, content := inner[i], inner[:i]
-	if len(content) > maxPlaintext {
-		return c.failRead(errors.New("tls13: record too large"), alertRecordOverflow)
+	if len(c.hs) > 0 && typ != typeHandshake {
+		// Handshake messages MUST NOT be interleaved with other record
+		// types (RFC 8446, section 5.1): neither data nor an alert.
+		return c.failRead(fmt.Errorf("tls13: a record of type %d inside a handshake message", typ), alertUnexpectedMessage)
 	}
 	switch typ {
 	case typeApplication:
-		if len(c.hs) > 0 {
-			return c.failRead(errors.New("tls13: application data inside a handshake message"), alertUnexpectedMessage)
-		}
 		c.plain = append(c.plain, content...)
 	case typeAlert:
 		err = c.handleAlert(content)
@@ -263,10 +267,12 @@ func (c *Conn) consume(n int) {
 	c.raw = c.raw[:rest]
 }
 
-// failRead records err, sends the fatal alert, and returns err.
+// failRead records err with the fatal alert it calls for (an *AlertError,
+// not Received, that errors.As finds in what Read returns), sends the
+// alert, and returns the recorded error.
 func (c *Conn) failRead(err error, alert uint8) error {
 	if c.rerr == nil {
-		c.rerr = err
+		c.rerr = fmt.Errorf("%w (%w)", err, &AlertError{Code: alert})
 		c.sendAlert(alertLevelFatal, alert)
 	}
 	return c.rerr

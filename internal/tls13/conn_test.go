@@ -47,8 +47,9 @@ type session struct {
 	client *tls.Conn
 	server *Conn
 	state  *State
-	first  string // the line the tls.Conn read before the export
-	plain  []byte // what it had decrypted past the line
+	first  string        // the line the tls.Conn read before the export
+	plain  []byte        // what it had decrypted past the line
+	keylog *bytes.Buffer // the client's key log (its traffic secrets)
 }
 
 // newSession handshakes with crypto/tls on both sides (version, suite),
@@ -66,7 +67,7 @@ func newSession(t *testing.T, version uint16, suite uint16, first string) *sessi
 	// A session cache: the server sends a ticket, under the application
 	// key, so the server's sequence number starts past it.
 	ccfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: version, MaxVersion: version,
-		ClientSessionCache: tls.NewLRUClientSessionCache(1)}
+		ClientSessionCache: tls.NewLRUClientSessionCache(1), KeyLogWriter: new(bytes.Buffer)}
 	if suite != 0 && version == tls.VersionTLS12 {
 		ccfg.CipherSuites = []uint16{suite}
 	}
@@ -113,7 +114,7 @@ func newSession(t *testing.T, version uint16, suite uint16, first string) *sessi
 	st, raw, plain, err := Export(tc)
 	if err != nil {
 		if version != tls.VersionTLS13 && errors.Is(err, ErrNotExportable) {
-			return &session{client: d.c, first: string(line)}
+			return &session{client: d.c, first: string(line), keylog: ccfg.KeyLogWriter.(*bytes.Buffer)}
 		}
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func newSession(t *testing.T, version uint16, suite uint16, first string) *sessi
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &session{client: d.c, server: c, state: st, first: string(line), plain: plain}
+	return &session{client: d.c, server: c, state: st, first: string(line), plain: plain, keylog: ccfg.KeyLogWriter.(*bytes.Buffer)}
 }
 
 func TestExportAndGoOn(t *testing.T) {
