@@ -62,6 +62,7 @@ type options struct {
 	haproxy     string
 	defaultKex  bool
 	rows        map[string]bool
+	workloads   []workload
 	ncpu        int
 	commandLine string
 }
@@ -77,6 +78,7 @@ func main() {
 	flag.StringVar(&o.clientCPUs, "client-cpus", "1", "with -pin on or both, the CPUs of the load generator (taskset list)")
 	flag.StringVar(&o.haproxy, "haproxy", "haproxy", "the haproxy binary")
 	rows := flag.String("rows", "std,sub1,subN,haproxy", "rows to measure: std (Go crypto/tls), sub1, subN (Subordinate with -workers), haproxy")
+	match := flag.String("workloads", "", "measure only the workloads whose name contains this text (\"TLS 1.3, full\", \"echo\"); all by default")
 	flag.BoolVar(&o.defaultKex, "default-kex", false, "offer Go's default key exchanges (X25519MLKEM768 first, which OpenSSL 3.0 lacks) instead of X25519")
 	flag.Parse()
 	var err error
@@ -85,6 +87,10 @@ func main() {
 	o.ncpu = runtime.NumCPU()
 	if o.rows, err = parseRows(*rows); err != nil {
 		log.Fatal(err)
+	}
+	o.workloads = pickWorkloads(*match)
+	if len(o.workloads) == 0 {
+		log.Fatalf("-workloads %q matches no workload", *match)
 	}
 	o.commandLine = "cd bench/compare && go run ./tlscmp " + strings.Join(os.Args[1:], " ")
 	var settings []bool
@@ -193,6 +199,17 @@ var workloads = []workload{
 	{name: "echo req/s, 1 KiB ping-pong", mode: bench.PingPong, size: 1024},
 }
 
+// pickWorkloads returns the workloads whose name contains match, in order.
+func pickWorkloads(match string) []workload {
+	var ws []workload
+	for _, w := range workloads {
+		if strings.Contains(w.name, match) {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
 // handshakes reports whether every operation of w is a handshake.
 func (w workload) handshakes() bool { return w.mode == bench.Connect }
 
@@ -240,7 +257,7 @@ func measure(o options, b *bins, pinned bool) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &table{heading: heading, workloads: workloads, base: -1, haproxy: -1, backends: o.workers}
+	t := &table{heading: heading, workloads: o.workloads, base: -1, haproxy: -1, backends: o.workers}
 	for i, s := range servers {
 		t.servers = append(t.servers, s.name)
 		switch s.id {
@@ -250,8 +267,8 @@ func measure(o options, b *bins, pinned bool) (*table, error) {
 			t.haproxy = i
 		}
 	}
-	t.cells = make([][]cell, len(workloads))
-	for w := range workloads {
+	t.cells = make([][]cell, len(o.workloads))
+	for w := range o.workloads {
 		t.cells[w] = make([]cell, len(servers))
 	}
 	var neg []string
@@ -261,16 +278,16 @@ func measure(o options, b *bins, pinned bool) (*table, error) {
 	t.notes = append(t.notes, "Negotiated: "+strings.Join(neg, "; ")+".")
 	loadBefore := loadAvg()
 	for run := 0; run < o.runs; run++ {
-		for w, wl := range workloads {
+		for w, wl := range o.workloads {
 			for i, s := range servers {
 				cfg := bench.Config{Addr: s.addr, Conns: o.conns, Duration: o.duration, Keys: 1000,
 					Mode: wl.mode, Size: wl.size, TLS: wl.clientTLS(b.pool, o.defaultKex), TLSResume: wl.resume}
-				before, frontBefore := s.cpu(), s.frontCPU()
+				before, frontBefore, selfBefore := s.cpu(), s.frontCPU(), selfCPU()
 				res, err := bench.Run(context.Background(), cfg)
 				if err != nil {
 					return nil, err
 				}
-				cpu, front := s.cpu()-before, s.frontCPU()-frontBefore
+				cpu, front, self := s.cpu()-before, s.frontCPU()-frontBefore, selfCPU()-selfBefore
 				ops := float64(res.Requests)
 				if ops == 0 {
 					ops = math.Inf(1) // nothing measured: no CPU per op, shown as "–"
@@ -287,8 +304,8 @@ func measure(o options, b *bins, pinned bool) (*table, error) {
 						c.reason = firstReason(res)
 					}
 				}
-				fmt.Fprintf(os.Stderr, "pinned=%v run %d  %-32s %-34s %9.0f/s  %7.1f µs CPU/op  resumed %3.0f%%  errors %d\n",
-					pinned, run+1, wl.name, s.name, res.RPS(), c.cpu[run], 100*resumed, res.ErrorTotal())
+				fmt.Fprintf(os.Stderr, "pinned=%v run %d  %-32s %-34s %9.0f/s  %7.1f µs CPU/op  client %7.1f µs/op  resumed %3.0f%%  errors %d\n",
+					pinned, run+1, wl.name, s.name, res.RPS(), c.cpu[run], self.Seconds()*1e6/ops, 100*resumed, res.ErrorTotal())
 			}
 		}
 	}

@@ -151,3 +151,13 @@ func kernel() string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// selfCPU is the user+system time this process (the load generator) has
+// used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
