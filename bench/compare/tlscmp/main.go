@@ -297,7 +297,7 @@ func measure(o options, b *bins, pinned bool) (*table, error) {
 					resumed = float64(res.TLSResumed) / float64(res.TLSHandshakes)
 				}
 				c := &t.cells[w][i]
-				c.add(res.RPS(), cpu.Seconds()*1e6/ops, front.Seconds()*1e6/ops, resumed)
+				c.add(res.RPS(), cpu.Seconds()*1e6/ops, front.Seconds()*1e6/ops, self.Seconds()*1e6/ops, resumed)
 				if n := res.ErrorTotal(); n > 0 {
 					c.errors += n
 					if c.reason == "" {
@@ -305,7 +305,7 @@ func measure(o options, b *bins, pinned bool) (*table, error) {
 					}
 				}
 				fmt.Fprintf(os.Stderr, "pinned=%v run %d  %-32s %-34s %9.0f/s  %7.1f µs CPU/op  client %7.1f µs/op  resumed %3.0f%%  errors %d\n",
-					pinned, run+1, wl.name, s.name, res.RPS(), c.cpu[run], self.Seconds()*1e6/ops, 100*resumed, res.ErrorTotal())
+					pinned, run+1, wl.name, s.name, res.RPS(), c.cpu[run], c.client[run], 100*resumed, res.ErrorTotal())
 			}
 		}
 	}

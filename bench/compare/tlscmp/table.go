@@ -14,14 +14,16 @@ type cell struct {
 	rps      []float64 // operations per second
 	cpu      []float64 // server CPU µs per operation
 	frontCPU []float64 // the same for HAProxy alone, without its backends
+	client   []float64 // the load generator's CPU µs per operation
 	resumed  []float64 // share of the handshakes that resumed, 0 to 1
 	errors   int64
 	reason   string // the first error, as text
 }
 
 // add records one run.
-func (c *cell) add(rps, cpuUS, frontUS, resumed float64) {
+func (c *cell) add(rps, cpuUS, frontUS, clientUS, resumed float64) {
 	c.rps = append(c.rps, rps)
+	c.client = append(c.client, clientUS)
 	c.cpu = append(c.cpu, cpuUS)
 	c.frontCPU = append(c.frontCPU, frontUS)
 	c.resumed = append(c.resumed, resumed)
@@ -67,6 +69,15 @@ func (t *table) write(w io.Writer) {
 		}
 		fmt.Fprintf(w, "HAProxy's own process, without its %d backends, server CPU µs per op: %s.\n", t.backends, strings.Join(parts, "; "))
 	}
+	var load []string
+	for wi, wl := range t.workloads {
+		var parts []string
+		for si, name := range t.servers {
+			parts = append(parts, fmt.Sprintf("%s %s", name, num(median(t.cells[wi][si].client), 1)))
+		}
+		load = append(load, fmt.Sprintf("%s: %s", wl.short(), strings.Join(parts, ", ")))
+	}
+	fmt.Fprintf(w, "The load generator's own CPU µs per op (a rate is bounded by it where it is busy all the time: 1e6 / its µs per op on its one CPU, pinned): %s.\n", strings.Join(load, "; "))
 	for _, n := range t.notes {
 		fmt.Fprintln(w, n)
 	}
