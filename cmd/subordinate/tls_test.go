@@ -221,6 +221,25 @@ func TestTLSMutual(t *testing.T) {
 	if !strings.Contains(line, `peer="CN=alice,O=Subordinate tests"`) || !strings.Contains(line, "tls=TLS 1.2") {
 		t.Fatalf("whoami %q: want the client's subject and TLS 1.2", line)
 	}
+	// TLS 1.3: the subject reaches the owner of a connection handed off
+	// with its session too.
+	handed := 0
+	for i := 0; i < 12; i++ {
+		c, _, line := tlsDial(t, s.addr, &tls.Config{RootCAs: p.pool, ServerName: "a.example", Certificates: []tls.Certificate{clientCert}}, fmt.Sprintf("mtls-%d", i))
+		c.Close()
+		if !strings.Contains(line, `peer="CN=alice,O=Subordinate tests"`) || !strings.Contains(line, "tls=TLS 1.3") {
+			t.Fatalf("whoami %q: want the client's subject and TLS 1.3", line)
+		}
+		var shard, via int
+		fmt.Sscanf(line[strings.Index(line, "shard="):], "shard=%d", &shard)
+		fmt.Sscanf(line[strings.Index(line, "via="):], "via=%d", &via)
+		if shard != via && !relayedRE.MatchString(strings.TrimSuffix(line, "\n")) {
+			handed++
+		}
+	}
+	if handed == 0 {
+		t.Fatal("no mutual-TLS connection was handed off with its session")
+	}
 	other := newPKI(t)
 	_, _, stranger := other.issue(t, "mallory", true)
 	for name, certs := range map[string][]tls.Certificate{"no certificate": nil, "another CA": {stranger}} {
