@@ -120,8 +120,8 @@ type Config struct {
 
 	// Forward is how a worker reaches the owner of a plain (TCP or Unix)
 	// connection whose key another shard owns: ForwardHandoff or
-	// ForwardRelay. TLS connections are always relayed (their TLS state
-	// lives in the worker that accepted them), as ForwardTLS says. See
+	// ForwardRelay. A TLS connection reaches it as ForwardTLS says
+	// (in relay mode, always relayed). See
 	// docs/MESH.md. Default: "handoff".
 	Forward string `json:"forward"`
 

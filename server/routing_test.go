@@ -188,40 +188,53 @@ func TestDirectRouting(t *testing.T) {
 }
 
 // TestTLSConnections: a TLS connection is served by its key's owner like
-// any other, and is always relayed when another shard owns it (its TLS
-// state lives in the accepting worker), in handoff mode too; the handler
-// sees its TLS summary and the client's real addresses.
+// any other; when another shard owns it, it is relayed (its TLS state
+// lives in the accepting worker: ForwardTLS splice, and relay mode), or
+// handed off with its TLS 1.3 session (ForwardTLS handoff); the handler
+// sees its TLS summary, the client's real addresses and the bytes sent
+// with the key.
 func TestTLSConnections(t *testing.T) {
 	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
-		hs := newHarness(t, mode, nil)
-		hs.enableTLS()
-		hs.startBoth()
-		for via := range 2 {
-			for owner := range 2 {
-				key := keyFor(owner, "tls", via)
-				c := hs.dialTLS(t, hs.ownTLS[via], key, []byte("early|"))
-				in := c.readInfo(t)
-				fwd := via != owner
-				want := info{
-					"shard": strconv.Itoa(owner), "via": strconv.Itoa(via), "key": key, "tls": "true",
-					"fwd": strconv.FormatBool(fwd), "relayed": strconv.FormatBool(fwd),
-					"remote": c.LocalAddr().String(), "local": c.RemoteAddr().String(),
-				}
-				for k, v := range want {
-					if in[k] != v {
-						t.Errorf("TLS, key %q (owner %d, accepted by %d): %s=%q, want %q", key, owner, via, k, in[k], v)
-					}
-				}
-				c.expect(t, "early|")
-				c.echo(t, "over TLS\n")
-				c.Close()
+		for _, ft := range []string{ForwardTLSSplice, ForwardTLSHandoff} {
+			if mode == ForwardRelay && ft == ForwardTLSHandoff {
+				continue // no hand-off links: always relayed
 			}
+			t.Run(ft, func(t *testing.T) { testTLSConnections(t, mode, ft) })
 		}
-		hs.h[0].waitCounts(t, "every OnClose", func(o, c int) bool { return o == c })
-		hs.h[1].waitCounts(t, "every OnClose", func(o, c int) bool { return o == c })
-		hs.stopAll()
-		hs.h[0].checkBalanced(t)
-		hs.h[1].checkBalanced(t)
 	})
+}
+
+func testTLSConnections(t *testing.T, mode, forwardTLS string) {
+	hs := newHarness(t, mode, nil)
+	hs.enableTLS()
+	hs.cfg.ForwardTLS = forwardTLS
+	hs.startBoth()
+	for via := range 2 {
+		for owner := range 2 {
+			key := keyFor(owner, "tls", via)
+			c := hs.dialTLS(t, hs.ownTLS[via], key, []byte("early|"))
+			in := c.readInfo(t)
+			fwd := via != owner
+			relayed := fwd && forwardTLS != ForwardTLSHandoff
+			want := info{
+				"shard": strconv.Itoa(owner), "via": strconv.Itoa(via), "key": key, "tls": "true",
+				"fwd": strconv.FormatBool(fwd), "relayed": strconv.FormatBool(relayed),
+				"remote": c.LocalAddr().String(), "local": c.RemoteAddr().String(),
+			}
+			for k, v := range want {
+				if in[k] != v {
+					t.Errorf("TLS, key %q (owner %d, accepted by %d): %s=%q, want %q", key, owner, via, k, in[k], v)
+				}
+			}
+			c.expect(t, "early|")
+			c.echo(t, "over TLS\n")
+			c.Close()
+		}
+	}
+	hs.h[0].waitCounts(t, "every OnClose", func(o, c int) bool { return o == c })
+	hs.h[1].waitCounts(t, "every OnClose", func(o, c int) bool { return o == c })
+	hs.stopAll()
+	hs.h[0].checkBalanced(t)
+	hs.h[1].checkBalanced(t)
 }

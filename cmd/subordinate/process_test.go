@@ -49,7 +49,8 @@ type master struct {
 // The two ways a plain connection reaches an owner that did not accept it
 // (serve --forward): the accepting worker passes the socket itself to the
 // owner (handoff, the default), or keeps it and relays its bytes over the
-// mesh (relay). TLS connections are relayed in both modes.
+// mesh (relay). A TLS 1.3 connection is handed off with its session in
+// hand-off mode, and relayed in relay mode.
 var modes = []string{"handoff", "relay"}
 
 // forEachMode runs f as a parallel subtest for each forwarding mode, so
