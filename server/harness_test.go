@@ -108,7 +108,9 @@ func newHarness(t testing.TB, mode string, tweak func(*Config)) *harness {
 	hs.cfg = DefaultConfig()
 	hs.cfg.Workers = 2
 	hs.cfg.Forward = mode
-	hs.cfg.ForwardTLS = ForwardTLSSplice // whatever this machine's CPUs (ForwardTLSAuto)
+	// The session hand-off, and the splice for what cannot move, whatever
+	// this machine's CPUs (ForwardTLSAuto would relay on one CPU).
+	hs.cfg.ForwardTLS = ForwardTLSHandoff
 	hs.cfg.Secret = []byte("in-process test secret")
 	hs.cfg.Listen = []string{"tcp://" + hs.shared} // and each shard's own: see start
 	hs.cfg.Logger = slog.New(slog.NewTextHandler(hs.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

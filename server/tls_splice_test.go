@@ -23,7 +23,7 @@ func TestTLSSplice(t *testing.T) {
 	// the owner's unsent bytes grow, and past ConnBufferLimit the
 	// connection is closed as a slow reader, which is what the limit is
 	// for. This test is about the path, so the limit is above its echo.
-	hs := newHarness(t, ForwardHandoff, func(c *Config) { c.ConnBufferLimit = 8 << 20 })
+	hs := newHarness(t, ForwardHandoff, func(c *Config) { c.ConnBufferLimit, c.ForwardTLS = 8<<20, ForwardTLSSplice })
 	hs.enableTLS()
 	hs.startBoth()
 	key := keyFor(1, "splice", 0)
@@ -71,7 +71,7 @@ func TestTLSSplice(t *testing.T) {
 // and leave no socket behind once their clients are gone.
 func TestTLSSpliceOnLoop(t *testing.T) {
 	t.Parallel()
-	hs := newHarness(t, ForwardHandoff, nil)
+	hs := newHarness(t, ForwardHandoff, func(c *Config) { c.ForwardTLS = ForwardTLSSplice })
 	hs.enableTLS()
 	hs.h[1].data = func(c *Conn) {
 		b, _ := c.Next(-1)
@@ -127,7 +127,7 @@ func TestTLSSpliceOnLoop(t *testing.T) {
 // the end; the accepting worker serves its own keys and keeps no socket.
 func TestTLSSpliceOwnerUnavailable(t *testing.T) {
 	t.Parallel()
-	hs := newHarness(t, ForwardHandoff, func(c *Config) { c.OwnerWait = 20 * time.Millisecond })
+	hs := newHarness(t, ForwardHandoff, func(c *Config) { c.OwnerWait, c.ForwardTLS = 20*time.Millisecond, ForwardTLSSplice })
 	hs.enableTLS()
 	hs.start(0, false)
 	for i := range 3 {
