@@ -44,7 +44,12 @@ func (r *routed) handOffSession(ref fedRef, tc *tls.Conn, key []byte, owner int,
 	if err := r.shard.run(func() { done <- r.sendSession(ref, s, raw, key, owner) }); err != nil {
 		return false // the loop has stopped: so will the fallback
 	}
-	return <-done
+	select {
+	case handed := <-done:
+		return handed
+	case <-r.stopped: // the loop ended before it ran the function
+		return false
+	}
 }
 
 // sendSession sends the hand-off of handOffSession, on the loop, if the
