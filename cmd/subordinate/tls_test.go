@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -301,4 +303,74 @@ func TestTLSBadClients(t *testing.T) {
 	}
 	good.Close()
 	s.stop(t)
+}
+
+// TestTLSAcceptorKilled: SIGKILL of a worker that terminated TLS
+// connections for other shards. Handed off with their sessions
+// (--forward-tls handoff), they no longer depend on it and go on, under
+// their session's keys, at their owners; spliced, they die with it and
+// are closed, not left hanging.
+func TestTLSAcceptorKilled(t *testing.T) {
+	t.Parallel()
+	for _, ft := range []string{"handoff", "splice"} {
+		t.Run(ft, func(t *testing.T) {
+			t.Parallel()
+			const workers, victim = 3, 1
+			p := newPKI(t)
+			s := tlsServe(t, p, "--forward-tls", ft)
+			pid := workerPid(t, s.Proc, victim, 1)
+			type conn struct {
+				c *tls.Conn
+				r *bufio.Reader
+			}
+			var passed []conn
+			for n := 0; len(passed) < 4; n++ {
+				if n > 2000 {
+					t.Fatalf("after %d connections, %d accepted by shard %d for others", n, len(passed), victim)
+				}
+				c, r, line := tlsDial(t, s.addr, &tls.Config{RootCAs: p.pool, ServerName: "a.example"}, fmt.Sprintf("tls-acceptor-%d", n))
+				var shard, via int
+				fmt.Sscanf(line[strings.Index(line, "shard="):], "shard=%d", &shard)
+				fmt.Sscanf(line[strings.Index(line, "via="):], "via=%d", &via)
+				if via != victim || shard == victim {
+					c.Close()
+					continue
+				}
+				passed = append(passed, conn{c, r})
+			}
+			echo := func(c conn, msg string) error {
+				c.c.SetDeadline(time.Now().Add(soon))
+				if _, err := fmt.Fprintf(c.c, "%s\n", msg); err != nil {
+					return err
+				}
+				got, err := c.r.ReadString('\n')
+				if err == nil && got != msg+"\n" {
+					err = fmt.Errorf("echo %q, want %q", got, msg)
+				}
+				return err
+			}
+			for _, c := range passed {
+				if err := echo(c, "before"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			s.WaitLog(soon, 1, func(l proctest.Line) bool { return l.Is("worker died", "shard", victim, "worker_pid", pid) })
+			for i, c := range passed {
+				err := echo(c, "the acceptor is gone")
+				switch {
+				case ft == "handoff" && err != nil:
+					t.Fatalf("connection %d, handed off with its session: %v", i, err)
+				case ft == "splice" && err == nil:
+					t.Fatalf("connection %d, spliced by the killed worker, still echoes", i)
+				case ft == "splice" && errors.Is(err, os.ErrDeadlineExceeded):
+					t.Fatalf("connection %d, spliced by the killed worker, was left hanging", i)
+				}
+				c.c.Close()
+			}
+			s.stop(t)
+		})
+	}
 }
