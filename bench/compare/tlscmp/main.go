@@ -77,7 +77,7 @@ func main() {
 	flag.StringVar(&o.serverCPUs, "server-cpus", "0", "with -pin on or both, the CPUs of the servers (taskset list)")
 	flag.StringVar(&o.clientCPUs, "client-cpus", "1", "with -pin on or both, the CPUs of the load generator (taskset list)")
 	flag.StringVar(&o.haproxy, "haproxy", "haproxy", "the haproxy binary")
-	rows := flag.String("rows", "std,sub1,subN,haproxy", "rows to measure: std (Go crypto/tls), sub1, subN (Subordinate with -workers), haproxy")
+	rows := flag.String("rows", "std,sub1,subN,haproxy", "rows to measure: std (Go crypto/tls), sub1, subN (Subordinate with -workers), subSNI (the same with keys from the server name: no connection relayed), haproxy")
 	match := flag.String("workloads", "", "measure only the workloads whose name contains this text (\"TLS 1.3, full\", \"echo\"); all by default")
 	flag.BoolVar(&o.defaultKex, "default-kex", false, "offer Go's default key exchanges (X25519MLKEM768 first, which OpenSSL 3.0 lacks) instead of X25519")
 	flag.Parse()
@@ -273,7 +273,7 @@ func measure(o options, b *bins, pinned bool) (*table, error) {
 	}
 	var neg []string
 	for _, s := range servers {
-		neg = append(neg, s.name+": "+negotiated(s.addr, b.pool, o.defaultKex))
+		neg = append(neg, s.name+": "+negotiated(s.addr, b.pool, o.defaultKex, s.keyFrom == "sni"))
 	}
 	t.notes = append(t.notes, "Negotiated: "+strings.Join(neg, "; ")+".")
 	loadBefore := loadAvg()
@@ -281,7 +281,7 @@ func measure(o options, b *bins, pinned bool) (*table, error) {
 		for w, wl := range o.workloads {
 			for i, s := range servers {
 				cfg := bench.Config{Addr: s.addr, Conns: o.conns, Duration: o.duration, Keys: 1000,
-					Mode: wl.mode, Size: wl.size, TLS: wl.clientTLS(b.pool, o.defaultKex), TLSResume: wl.resume}
+					Mode: wl.mode, Size: wl.size, TLS: wl.clientTLS(b.pool, o.defaultKex), TLSResume: wl.resume, KeyFrom: s.keyFrom}
 				before, frontBefore, selfBefore := s.cpu(), s.frontCPU(), selfCPU()
 				res, err := bench.Run(context.Background(), cfg)
 				if err != nil {
@@ -318,10 +318,10 @@ func parseRows(list string) (map[string]bool, error) {
 	rows := map[string]bool{}
 	for _, r := range strings.Split(list, ",") {
 		switch r = strings.TrimSpace(r); r {
-		case "std", "sub1", "subN", "haproxy":
+		case "std", "sub1", "subN", "subSNI", "haproxy":
 			rows[r] = true
 		default:
-			return nil, fmt.Errorf("-rows: unknown row %q (want std, sub1, subN, haproxy)", r)
+			return nil, fmt.Errorf("-rows: unknown row %q (want std, sub1, subN, subSNI, haproxy)", r)
 		}
 	}
 	return rows, nil

@@ -15,12 +15,15 @@ import (
 
 // server is one row: the processes that serve it and where it listens.
 type server struct {
-	id    string // std, sub1, subN or haproxy (-rows)
+	id    string // std, sub1, subN, subSNI or haproxy (-rows)
 	name  string
 	addr  string
 	procs []*exec.Cmd // every process of the row: its CPU is the row's
 	front *exec.Cmd   // HAProxy itself (without its backends), or nil
 	note  string      // what it runs, for the output
+	// keyFrom is how the load generator presents its keys to this row
+	// (bench.Config.KeyFrom): "" for the preamble, "sni".
+	keyFrom string
 }
 
 // launch starts argv in a process group of its own, pinned to cpus with

@@ -33,17 +33,36 @@ func startServers(o options, b *bins, cpus string, threads int) ([]*server, erro
 			return out, err
 		}
 	}
-	for _, id := range []string{"sub1", "subN"} {
+	for _, id := range []string{"sub1", "subN", "subSNI"} {
 		if !o.rows[id] {
 			continue
 		}
 		w, name := 1, "Subordinate, 1 worker"
-		if id == "subN" {
+		switch id {
+		case "subN":
 			w, name = o.workers, fmt.Sprintf("Subordinate, %d workers", o.workers)
+		case "subSNI":
+			w, name = o.workers, fmt.Sprintf("Subordinate, %d workers, key from SNI", o.workers)
 		}
 		s := &server{id: id, name: name, addr: freeAddr()}
-		if err := add(s, b.sub, "serve", "--listen", "tls://"+s.addr, "--workers", fmt.Sprint(w),
-			"--handler", "echo", "--cert", b.cert, "--key", b.key, "--log-level", "warn"); err != nil {
+		argv := []string{b.sub, "serve", "--listen", "tls://" + s.addr, "--workers", fmt.Sprint(w),
+			"--handler", "echo", "--cert", b.cert, "--key", b.key, "--log-level", "warn"}
+		if id == "subSNI" {
+			// Routed by the ClientHello's server name, the socket goes to
+			// its owner before the handshake: nothing is relayed, and the
+			// row is what N workers cost with every connection local.
+			s.keyFrom = "sni"
+			argv = append(argv, "--key-from", "sni")
+			out = append(out, s)
+			if _, err := s.launch(cpus, argv...); err != nil {
+				return out, err
+			}
+			if err := waitSNI(s.addr, b.pool); err != nil {
+				return out, err
+			}
+			continue
+		}
+		if err := add(s, argv...); err != nil {
 			return out, err
 		}
 	}
@@ -86,10 +105,15 @@ func startServers(o options, b *bins, cpus string, threads int) ([]*server, erro
 
 // negotiated is what a TLS 1.3 and a TLS 1.2 handshake with addr agree
 // on: version, cipher suite and key exchange.
-func negotiated(addr string, pool *x509.CertPool, defaultKex bool) string {
+func negotiated(addr string, pool *x509.CertPool, defaultKex bool, sni bool) string {
 	var parts []string
 	for _, wl := range []workload{workloads[0], workloads[2]} {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, wl.clientTLS(pool, defaultKex))
+		cfg := wl.clientTLS(pool, defaultKex)
+		if sni {
+			s := sniTLS(pool, "k0.bench")
+			cfg.ServerName, cfg.InsecureSkipVerify, cfg.VerifyConnection = s.ServerName, s.InsecureSkipVerify, s.VerifyConnection
+		}
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
 		if err != nil {
 			parts = append(parts, "error: "+err.Error())
 			continue
@@ -125,6 +149,48 @@ func waitTLS(addr string, pool *x509.CertPool) error {
 	return waitEcho(addr, func() (net.Conn, error) {
 		return tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 	})
+}
+
+// waitSNI waits until addr, which takes its keys from the server name,
+// completes a handshake with one and echoes.
+func waitSNI(addr string, pool *x509.CertPool) error {
+	var last error
+	for i := 0; i < 200; i++ {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, sniTLS(pool, "k0.bench"))
+		if err == nil {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(c, "ping\n")
+			var line string
+			line, err = bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err == nil && line == "ping\n" {
+				return nil
+			}
+			if err == nil {
+				err = fmt.Errorf("echo %q", line)
+			}
+		}
+		last = err
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s does not answer: %v", addr, last)
+}
+
+// sniTLS sends name as the server name and verifies the certificate as
+// issued for 127.0.0.1, as the load generator does with keys from SNI.
+func sniTLS(pool *x509.CertPool, name string) *tls.Config {
+	return &tls.Config{
+		RootCAs: pool, ServerName: name,
+		InsecureSkipVerify: true, // verified below, for another name than the one sent
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			opts := x509.VerifyOptions{Roots: pool, DNSName: "127.0.0.1", Intermediates: x509.NewCertPool()}
+			for _, c := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(c)
+			}
+			_, err := cs.PeerCertificates[0].Verify(opts)
+			return err
+		},
+	}
 }
 
 // waitPlain waits until addr echoes over plain TCP.
