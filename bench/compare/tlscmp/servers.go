@@ -152,28 +152,11 @@ func waitTLS(addr string, pool *x509.CertPool) error {
 }
 
 // waitSNI waits until addr, which takes its keys from the server name,
-// completes a handshake with one and echoes.
+// completes a handshake with one and echoes (no key line).
 func waitSNI(addr string, pool *x509.CertPool) error {
-	var last error
-	for i := 0; i < 200; i++ {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, sniTLS(pool, "k0.bench"))
-		if err == nil {
-			c.SetDeadline(time.Now().Add(2 * time.Second))
-			fmt.Fprintf(c, "ping\n")
-			var line string
-			line, err = bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if err == nil && line == "ping\n" {
-				return nil
-			}
-			if err == nil {
-				err = fmt.Errorf("echo %q", line)
-			}
-		}
-		last = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("%s does not answer: %v", addr, last)
+	return waitEchoAfter(addr, "", func() (net.Conn, error) {
+		return tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, sniTLS(pool, "k0.bench"))
+	})
 }
 
 // sniTLS sends name as the server name and verifies the certificate as
@@ -200,12 +183,18 @@ func waitPlain(addr string) error {
 
 // waitEcho waits until a connection from dial echoes after a key line.
 func waitEcho(addr string, dial func() (net.Conn, error)) error {
+	return waitEchoAfter(addr, "k\n", dial)
+}
+
+// waitEchoAfter waits until a connection from dial echoes what follows
+// preamble.
+func waitEchoAfter(addr, preamble string, dial func() (net.Conn, error)) error {
 	var last error
 	for i := 0; i < 200; i++ {
 		c, err := dial()
 		if err == nil {
 			c.SetDeadline(time.Now().Add(2 * time.Second))
-			fmt.Fprintf(c, "k\nping\n")
+			fmt.Fprintf(c, "%sping\n", preamble)
 			var line string
 			line, err = bufio.NewReader(c).ReadString('\n')
 			c.Close()
